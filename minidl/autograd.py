@@ -24,7 +24,7 @@ Functions may return a gradient of the broadcast shape.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import heapq
 import itertools
 import threading
@@ -56,19 +56,27 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
-    """Context manager (and decorator) that turns graph recording on or off.
+class _GradModeContext:
+    """Base of ``no_grad``/``enable_grad``: a context manager that is also a decorator.
 
-    Like ``torch.set_grad_enabled``: calling it as a function sets the mode at once;
-    used in a ``with`` block it restores the previous mode on exit.
+    Used as a decorator, every call enters a *fresh* context, so recursive or concurrent
+    calls each restore the mode they found.  ``@no_grad`` works with or without
+    parentheses, as in PyTorch.
     """
 
-    def __init__(self, mode: bool):
-        self.prev = _grad_mode.enabled
-        self.mode = bool(mode)
-        _grad_mode.enabled = self.mode
+    mode = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if callable(func):  # used as a bare decorator: @no_grad
+            return self(func)
+        return self
+
+    def __init__(self, func=None):
+        self.prev = None
 
     def __enter__(self):
+        self.prev = _grad_mode.enabled
         _grad_mode.enabled = self.mode
         return self
 
@@ -76,8 +84,19 @@ class set_grad_enabled(contextlib.ContextDecorator):
         _grad_mode.enabled = self.prev
         return False
 
+    def _fresh(self):
+        return type(self)()
 
-class no_grad(contextlib.ContextDecorator):
+    def __call__(self, func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):
     """Context manager / decorator in which no graph is recorded.
 
     Examples
@@ -90,27 +109,47 @@ class no_grad(contextlib.ContextDecorator):
     False
     """
 
-    def __enter__(self):
-        self.prev = _grad_mode.enabled
-        _grad_mode.enabled = False
-        return self
-
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self.prev
-        return False
+    mode = False
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(_GradModeContext):
     """Context manager / decorator that turns recording back on inside ``no_grad``."""
 
-    def __enter__(self):
+    mode = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """Turn graph recording on or off.
+
+    Like ``torch.set_grad_enabled``: called as a function it sets the mode at once; in a
+    ``with`` block it restores the previous mode on exit; as a decorator it applies the
+    mode only while the decorated function runs.
+    """
+
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
+    def __init__(self, mode):
         self.prev = _grad_mode.enabled
-        _grad_mode.enabled = True
+        self.mode = bool(mode)
+        _grad_mode.enabled = self.mode
+
+    def __enter__(self):
+        # the mode was already set (and the previous one saved) by __init__, except for
+        # the fresh copies made per decorated call
+        if self.prev is None:
+            self.prev = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
         return self
 
-    def __exit__(self, *exc):
-        _grad_mode.enabled = self.prev
-        return False
+    def _fresh(self):
+        fresh = object.__new__(type(self))
+        fresh.mode, fresh.prev = self.mode, None
+        return fresh
+
+    def __call__(self, func):
+        _grad_mode.enabled = self.prev  # decorating must not change the mode now
+        return super().__call__(func)
 
 
 def sum_to_shape(grad, shape):
@@ -197,6 +236,9 @@ class Function:
         single = not isinstance(outputs, tuple)
         if single:
             outputs = (outputs,)
+        # NumPy's full reductions return scalars (np.float32), not 0-d arrays: make them arrays
+        # so every Tensor.data supports in-place updates and array methods
+        outputs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outputs)
 
         needs_grad = (
             cls.differentiable
@@ -213,8 +255,10 @@ class Function:
         fn.output_meta = tuple((out.shape, out.dtype) for out in outputs)
         fn._order = next(_node_counter)
         fn._released = False
+        # integer outputs (the indices of max(dim)) are never differentiable, as in PyTorch
         results = tuple(
             Tensor._wrap(out, grad_fn=fn, output_index=i, requires_grad=True)
+            if out.dtype.kind in "fc" else Tensor._wrap(out)
             for i, out in enumerate(outputs)
         )
         return results[0] if single else results
@@ -319,6 +363,8 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         for inp, grad, needed in zip(node.inputs, grads, node.needs_input_grad):
             if grad is None or not needed:
                 continue
+            if isinstance(grad, np.generic):  # 0-d arithmetic in NumPy yields scalars
+                grad = np.asarray(grad)
             grad = sum_to_shape(grad, inp.shape)
             if grad.dtype != inp.dtype:
                 grad = grad.astype(inp.dtype)

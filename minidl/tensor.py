@@ -350,9 +350,9 @@ class Tensor:
         if self._grad is None:
             # copy: the incoming array may be shared with other tensors' gradients, or be
             # a read-only broadcast view
-            self._grad = Tensor._wrap(grad.copy())
+            self._grad = Tensor._wrap(_as_array(grad.copy()))
         else:
-            self._grad = Tensor._wrap(self._grad.data + grad)
+            self._grad = Tensor._wrap(_as_array(self._grad.data + grad))
 
     def backward(self, gradient=None, retain_graph=False):
         """Compute gradients of this tensor with respect to the leaves of its graph.
@@ -906,6 +906,11 @@ def _is_dtype_name(s):
         return s not in ("cpu", "cuda")
     except TypeError:
         return False
+
+
+def _as_array(x):
+    """NumPy turns 0-d results into scalars (np.float32); keep them as 0-d arrays."""
+    return np.asarray(x) if isinstance(x, np.generic) else x
 
 
 def _raw(x):
