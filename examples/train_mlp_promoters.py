@@ -11,6 +11,7 @@ accuracy is kept, and test accuracy and MCC are printed beside published baselin
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def main():
     x_train, y_train = data["train"]
     rng = np.random.default_rng(args.seed)
     best = (-1.0, None, 0)
+    interactive = sys.stdout.isatty()  # redraw a progress line only on a terminal
     for epoch in range(1, args.epochs + 1):
         model.train()
         start, total, seen = time.perf_counter(), 0.0, 0
@@ -96,7 +98,7 @@ def main():
             optimizer.step()
             total += loss.item() * len(idx)
             seen += len(idx)
-            if (b + 1) % 50 == 0 or b + 1 == n_batches:
+            if (interactive and (b + 1) % 20 == 0) or b + 1 == n_batches:
                 print(f"\repoch {epoch}/{args.epochs} [{b + 1}/{n_batches}] "
                       f"loss {total / seen:.4f}", end="", flush=True)
         x_val, y_val = data["valid"]
