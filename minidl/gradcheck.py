@@ -105,16 +105,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
             np.zeros(x.shape) if x.grad is None else np.asarray(x.grad.data, dtype=np.float64)
         )
         numeric = np.zeros(x.shape)
-        flat = x.data.reshape(-1)  # a view: edits go into x.data
-        num_flat = numeric.reshape(-1)
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
+        # index x.data itself (not a reshaped copy) so non-contiguous inputs are perturbed too
+        for j in np.ndindex(*x.shape):
+            orig = x.data[j]
+            x.data[j] = orig + eps
             plus = scalar_loss()
-            flat[j] = orig - eps
+            x.data[j] = orig - eps
             minus = scalar_loss()
-            flat[j] = orig
-            num_flat[j] = (plus - minus) / (2 * eps)
+            x.data[j] = orig
+            numeric[j] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric)
         bound = atol + rtol * np.abs(numeric)
         if np.any(err > bound) or not np.all(np.isfinite(analytic)):

@@ -113,6 +113,8 @@ class PowScalar(Function):
     """``x ** exponent`` for a constant exponent: d/dx = exponent * x**(exponent-1)."""
 
     def forward(self, x):
+        if x.dtype.kind in "iub" and isinstance(self.exponent, float):
+            x = _float_input("pow", x)  # int ** 0.5 is float32 in PyTorch (NumPy: float64)
         self.x = x
         return x**self.exponent
 
@@ -127,6 +129,8 @@ class RPowScalar(Function):
 
     def forward(self, x):
         xp = array_module(x)
+        if x.dtype.kind in "iub" and isinstance(self.base, float):
+            x = _float_input("pow", x)  # 2.5 ** int_tensor: the base must not be truncated
         self.out = xp.asarray(self.base, dtype=x.dtype) ** x
         return self.out
 
@@ -149,7 +153,11 @@ class Pow(Function):
         xp = array_module(grad)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = grad * self.b * self.a ** (self.b - 1)
+            # NOTE: where b == 0 the output is the constant 1, so the gradient is 0 (as in
+            # PyTorch), even at a == 0 where b * a**(b-1) would be 0 * inf = NaN.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ga = grad * self.b * self.a ** (self.b - 1)
+            ga = xp.where(self.b == 0, xp.zeros((), dtype=ga.dtype), ga)
         if self.needs_input_grad[1]:
             # NOTE: log(a) is undefined for a <= 0; as in PyTorch, the gradient is 0 where
             # a == 0 and b > 0 (the output is 0 there) and NaN for negative a.

@@ -31,6 +31,8 @@ def resolve_dim(op, ndim, dim=None, keepdim=False, axis=None, keepdims=None):
     if dim is None:
         return None, bool(keepdim)
     dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if not dims:  # dim=() reduces over every dimension, as in PyTorch
+        return None, bool(keepdim)
     out = []
     for d in dims:
         if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
@@ -90,7 +92,8 @@ class Prod(Function):
         xp = array_module(grad)
         g = _expand_back(grad, self.axes, self.keepdim, self.x.shape)
         if xp.all(self.x != 0):
-            return g * self.out / self.x
+            # out / x first: g * out can underflow to 0 for tiny (subnormal) inputs
+            return g * (self.out / self.x)
         # slow but exact path when zeros are present: product over the other elements
         axes = self.axes if self.axes is not None else tuple(range(self.x.ndim))
         moved = xp.moveaxis(self.x, axes, tuple(range(-len(axes), 0)))

@@ -235,6 +235,11 @@ def expand(x, *sizes):
     lead = len(sizes) - x.ndim
     if lead < 0:
         raise ValueError(f"expand: cannot expand shape {x.shape} to fewer dims {sizes}")
+    if any(s == -1 for s in sizes[:lead]):
+        raise ValueError(
+            f"expand: -1 is not allowed for the new leading dimensions in {sizes} "
+            f"(input shape {x.shape})"
+        )
     shape = tuple(
         x.shape[i - lead] if s == -1 else s for i, s in enumerate(sizes)
     )
