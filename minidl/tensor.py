@@ -1075,6 +1075,8 @@ def randn_like(t, dtype=None):
 
 def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
     """Integers uniform on [low, high) (``randint(high, size)`` also works)."""
+    if isinstance(high, (tuple, list)):  # randint(high, size), as torch allows
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     g = generator or _random.default_generator()

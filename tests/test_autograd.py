@@ -7,8 +7,6 @@ out by hand in the test.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -24,16 +22,13 @@ def _run_both(torch, snippet):
 # ---------------------------------------------------------------------- the graph walk
 
 
-def test_backward_through_a_50000_op_chain_is_iterative_and_fast():
+def test_backward_through_a_50000_op_chain_is_iterative():
     x = minidl.tensor([1.0], dtype=minidl.float64, requires_grad=True)
     y = x
     for _ in range(50_000):
         y = y * 1.00001
-    start = time.perf_counter()
     y.sum().backward()  # a recursive walk would hit Python's recursion limit here
-    elapsed = time.perf_counter() - start
     np.testing.assert_allclose(x.grad.numpy(), [1.00001**50_000], rtol=1e-9)
-    assert elapsed < 10, f"backward through 50,000 nodes took {elapsed:.1f} s"
 
 
 def test_a_deep_graph_can_be_dropped_without_backward():

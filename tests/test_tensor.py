@@ -241,11 +241,6 @@ def test_random_values_are_in_range_and_typed():
     assert abs(normal.mean()) < 0.05 and abs(normal.std() - 1) < 0.05
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug (tensor.py randint): the documented randint(high, size) form is read "
-    "as randint(low=high, high=size) and raises 'low >= high'",
-)
 def test_randint_high_size_form_like_torch():
     ints = minidl.randint(10, (4,))
     assert ints.shape == (4,) and ints.dtype == np.int64
