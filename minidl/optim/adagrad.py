@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_flags, _check_min, _writable_data
+from .optimizer import Optimizer, _check_flags, _check_min
 
 __all__ = ["Adagrad"]
 
@@ -124,12 +124,8 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             lr = float(group["lr"])
             weight_decay = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                param = _writable_data(p)
+            for p, param, grad in self._params_with_grad(group):
                 xp = array_module(param)
-                grad = -p.grad.data if group["maximize"] else p.grad.data
 
                 state = self.state[p]
                 if len(state) == 0:  # a parameter added later with add_param_group

@@ -282,6 +282,16 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} does not implement step()")
 
     @staticmethod
+    def _params_with_grad(group):
+        """Yield ``(parameter, its data array, its gradient array)`` for each parameter of
+        ``group`` that has a gradient; the gradient is negated when the group maximizes."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            grad = -p.grad.data if group["maximize"] else p.grad.data
+            yield p, _writable_data(p), grad
+
+    @staticmethod
     def _run_closure(closure):
         """Evaluate ``closure`` (if any) with autograd enabled and return its loss."""
         if closure is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..backend import array_module
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_flags, _check_min, _writable_data
+from .optimizer import Optimizer, _check_flags, _check_min
 
 __all__ = ["RMSprop"]
 
@@ -122,12 +122,8 @@ class RMSprop(Optimizer):
             alpha = group["alpha"]
             momentum = group["momentum"]
             weight_decay = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                param = _writable_data(p)
+            for p, param, grad in self._params_with_grad(group):
                 xp = array_module(param)
-                grad = -p.grad.data if group["maximize"] else p.grad.data
 
                 state = self.state[p]
                 if len(state) == 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check_flags, _check_min, _writable_data
+from .optimizer import Optimizer, _check_flags, _check_min
 
 __all__ = ["SGD"]
 
@@ -119,12 +119,8 @@ class SGD(Optimizer):
             momentum = group["momentum"]
             dampening = group["dampening"]
             weight_decay = group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                param = _writable_data(p)
+            for p, param, grad in self._params_with_grad(group):
                 # new arrays from here on: the caller's p.grad is never modified
-                grad = -p.grad.data if group["maximize"] else p.grad.data
                 if weight_decay != 0:
                     grad = grad + weight_decay * param
                 if momentum != 0:
