@@ -72,6 +72,8 @@ def test_layer_norm_matches_torch(lead, normalized, affine, bias, dtype, seed):
     copy_from_torch(ours, theirs, seed)
     x = (np.random.default_rng(seed).standard_normal(tuple(lead) + tuple(normalized)) * 3
          + 1).astype(dtype)
+    # nearly equal values in a row make 1/std huge and float32 gradients ill-conditioned
+    assume(x.astype(np.float64).reshape(-1, int(np.prod(normalized))).var(axis=1).min() > 0.05)
     compare(ours, theirs, x, dtype, seed)
 
 
@@ -120,6 +122,9 @@ def test_group_norm_matches_torch(n, groups, per_group, spatial, affine, dtype, 
     copy_from_torch(ours, theirs, seed)
     x = (np.random.default_rng(seed).standard_normal((n, channels) + tuple(spatial)) * 2
          - 1).astype(dtype)
+    # a group of nearly equal values makes 1/std huge and float32 gradients ill-conditioned
+    # (in both libraries): keep the drawn groups well spread
+    assume(x.astype(np.float64).reshape(n * groups, -1).var(axis=1).min() > 0.05)
     compare(ours, theirs, x, dtype, seed)
 
 
