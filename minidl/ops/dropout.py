@@ -131,8 +131,9 @@ def dropout(input, p=0.5, training=True, inplace=False):
         When False, ``input`` is returned unchanged (dropout is the identity at
         evaluation time: the training-time scaling already matches the expectations).
     inplace : bool, default False
-        Write the result into ``input`` when no gradient is recorded (see the note in
-        :func:`_apply`); otherwise a new tensor is returned.
+        Write the result into ``input`` and return it.  Honoured only when no gradient
+        is recorded: minidl's autograd has no in-place operations, so with a graph to
+        record a new tensor (with the same values) is returned instead.
 
     Returns
     -------

@@ -221,8 +221,19 @@ def _scatter_to_indices(grad_out, indices, input_shape, nd):
         flat = indices.reshape(rows, -1) + xp.arange(rows, dtype=np.int64)[:, None] * plane
         # windows may overlap (stride < kernel), so one input can be the maximum of several
         # windows: add.at accumulates repeated indices, plain assignment would not
-        xp.add.at(grad_in.reshape(-1), flat.reshape(-1), grad_out.reshape(-1))
+        _add_at(grad_in.reshape(-1), flat.reshape(-1), grad_out.reshape(-1))
     return grad_in.reshape(input_shape)
+
+
+def _add_at(target, index, values):
+    """``target[index] += values`` with repeated indices accumulated (NumPy's ``add.at``;
+    CuPy spells it ``cupyx.scatter_add``)."""
+    if array_module(target) is np:
+        np.add.at(target, index, values)
+    else:  # pragma: no cover - needs a GPU
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
 
 
 @backend.register_kernel("max_pool1d_backward", "numpy")
@@ -474,8 +485,10 @@ def global_max_pool_backward(grad_out, argmax, row_size):
     """Reference backward: ``(grad_out, argmax, row_size) -> grad_in`` of shape
     (R, row_size), zero except ``grad_in[r, argmax[r]] = grad_out[r]``."""
     xp = array_module(grad_out)
-    grad_in = xp.zeros((grad_out.shape[0], row_size), dtype=grad_out.dtype)
-    xp.put_along_axis(grad_in, argmax[:, None], grad_out[:, None], axis=1)
+    rows = grad_out.shape[0]
+    grad_in = xp.zeros((rows, row_size), dtype=grad_out.dtype)
+    # one maximum per row, so plain assignment at the flat positions is enough
+    grad_in.reshape(-1)[xp.arange(rows) * row_size + argmax] = grad_out
     return grad_in
 
 
