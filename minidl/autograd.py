@@ -301,6 +301,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
     heap: list = []
     seen: set[int] = set()
     leaf_grads: dict[int, list] = {}
+    root_ids: list[int] = []
 
     def push(node):
         if id(node) not in seen:
@@ -326,6 +327,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
                 raise RuntimeError(
                     f"backward: gradient has shape {g_arr.shape}, but output has shape {t.shape}"
                 )
+        root_ids.append(id(g_arr))
         if t.grad_fn is None:
             t._accumulate_grad(t._run_hooks(g_arr))
             continue
@@ -386,8 +388,18 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         if not retain_graph:
             node._release()
 
+    # A gradient array may become .grad without a copy only if nothing else can hold it:
+    # not a view, writable, not the caller's root gradient, not given to another leaf.
+    handed_out = set(root_ids)
     for leaf, grad in leaf_grads.values():
-        leaf._accumulate_grad(leaf._run_hooks(grad))
+        grad = leaf._run_hooks(grad)
+        shared = (
+            id(grad) in handed_out
+            or getattr(grad, "base", None) is not None
+            or not getattr(grad.flags, "writeable", True)
+        )
+        handed_out.add(id(grad))
+        leaf._accumulate_grad(grad, owned=not shared)
 
 
 def _second_backward_error(node):

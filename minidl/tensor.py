@@ -345,12 +345,15 @@ class Tensor:
             self._accumulate_grad(grad)
         return grad
 
-    def _accumulate_grad(self, grad):
-        """``self.grad += grad``, creating it on first use (PyTorch's accumulation)."""
+    def _accumulate_grad(self, grad, owned=False):
+        """``self.grad += grad``, creating it on first use (PyTorch's accumulation).
+
+        ``owned`` says that nobody else holds ``grad``, so it can become ``.grad`` as it
+        is; otherwise it is copied (it may be shared with another tensor's gradient or be
+        a read-only broadcast view, and users scale gradients in place).
+        """
         if self._grad is None:
-            # copy: the incoming array may be shared with other tensors' gradients, or be
-            # a read-only broadcast view
-            self._grad = Tensor._wrap(_as_array(grad.copy()))
+            self._grad = Tensor._wrap(_as_array(grad if owned else grad.copy()))
         else:
             self._grad = Tensor._wrap(_as_array(self._grad.data + grad))
 
