@@ -340,6 +340,18 @@ def test_only_the_needed_gradients_are_computed(torch, name, trainable):
             assert a.grad is None and b.grad is None
 
 
+@pytest.mark.parametrize("name,x_shape,w_shape", [
+    ("conv2d", (0, 4, 5, 5), (6, 2, 3, 3)),
+    ("conv1d", (0, 4, 9), (6, 2, 3)),
+    ("conv_transpose2d", (0, 4, 5, 5), (4, 3, 3, 3)),
+])
+def test_empty_batch_matches_torch(torch, name, x_shape, w_shape):
+    op = OPS[name][0]
+    torch_parity(lambda *t: op(*t, stride=2, groups=2),
+                 lambda *t: _torch_fn(torch, name)(*t, stride=2, groups=2),
+                 np.zeros(x_shape), seeded_array(w_shape))
+
+
 def test_forward_keeps_only_what_backward_needs():
     x = minidl.tensor(seeded_array((2, 3, 8, 8)), requires_grad=True)
     w = minidl.tensor(seeded_array((4, 3, 3, 3), seed=1))
