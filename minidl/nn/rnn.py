@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from minidl.autograd import Function
 from minidl.backend import array_module
 from minidl.nn import init
 from minidl.nn.module import Module
@@ -217,6 +218,11 @@ class RNNBase(Module):
             )
         self._check_input_size(input, input)
         batched = input.ndim == 3
+        if input.shape[1 if batched and self.batch_first else 0] == 0:
+            raise RuntimeError(
+                f"{name}: Expected sequence length to be larger than 0 (input shape "
+                f"{_shape(input)}, batch_first={self.batch_first})"
+            )
         if not batched:
             x = input.unsqueeze(1)
         elif self.batch_first:
@@ -266,8 +272,12 @@ class RNNBase(Module):
             state = state[:, packed.sorted_indices.numpy()]
         return state
 
-    def _run_layers(self, x, lengths, h0, c0):
-        """The layer loop on time-major ``x``; returns ``(output, h_n, c_n or None)``."""
+    def _run_layers(self, x, lengths, h0, c0, batch_first_output=False):
+        """The layer loop on time-major ``x``; returns ``(output, h_n, c_n or None)``.
+
+        The output is time-major, or ``(N, T, D*H)`` and contiguous when
+        ``batch_first_output`` (so that the layer after it reads memory in order).
+        """
         xp = array_module(x.data)
         batch = x.shape[1]
         num_directions = 2 if self.bidirectional else 1
@@ -297,7 +307,15 @@ class RNNBase(Module):
                                          reverse=reverse, nonlinearity=nonlinearity)
                 outputs.append(out)
                 h_finals.append(h_n)
-            layer_output = outputs[0] if num_directions == 1 else _cat(outputs, dim=2)
+            last = layer == self.num_layers - 1
+            if num_directions == 1:
+                layer_output = outputs[0]
+                if last and batch_first_output:
+                    layer_output = layer_output.transpose(0, 1)
+            else:
+                layer_output = _MergeDirections.apply(
+                    *outputs, batch_first=last and batch_first_output
+                )
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 from minidl.ops.dropout import dropout
 
@@ -323,7 +341,9 @@ class RNNBase(Module):
                 c0 = self._prepare_state(hx[1], 1, batched, batch, packed)
             else:
                 h0 = self._prepare_state(hx, None, batched, batch, packed)
-        output, h_n, c_n = self._run_layers(x, lengths, h0, c0)
+        output, h_n, c_n = self._run_layers(
+            x, lengths, h0, c0, batch_first_output=batched and packed is None and self.batch_first
+        )
 
         if packed is not None:
             data = _padded_to_packed_data(output, packed.batch_sizes)
@@ -337,15 +357,30 @@ class RNNBase(Module):
             output = output.squeeze(1)
             h_n = h_n.squeeze(1)
             c_n = c_n.squeeze(1) if c_n is not None else None
-        elif self.batch_first:
-            output = output.transpose(0, 1)
         return output, h_n, c_n
 
 
-def _cat(tensors, dim):
-    import minidl
+class _MergeDirections(Function):
+    """The directions' outputs ``(T, N, H)`` side by side along the last axis, as one
+    contiguous array ``(T, N, D*H)``, or ``(N, T, D*H)`` with ``batch_first`` (the
+    concatenation and the transpose in one copy)."""
 
-    return minidl.cat(tensors, dim=dim)
+    def forward(self, *outputs):
+        xp = array_module(*outputs)
+        steps, batch, hidden = outputs[0].shape
+        if not self.batch_first:
+            return xp.concatenate(outputs, axis=2)
+        merged = xp.empty((batch, steps, hidden * len(outputs)), dtype=outputs[0].dtype)
+        for d, out in enumerate(outputs):
+            merged[:, :, d * hidden:(d + 1) * hidden] = out.transpose(1, 0, 2)
+        return merged
+
+    def backward(self, grad):
+        hidden = grad.shape[-1] // len(self.needs_input_grad)
+        if self.batch_first:
+            grad = grad.transpose(1, 0, 2)
+        return tuple(grad[..., d * hidden:(d + 1) * hidden]
+                     for d in range(len(self.needs_input_grad)))
 
 
 def _stack(tensors):

@@ -117,9 +117,12 @@ def lstm_cell_forward(gates, c_prev, c_out, tanh_c_out, h_out):
     Notes
     -----
     One ``exp`` serves all four gates: :math:`\tanh(a) = 2\sigma(2a) - 1`, and NumPy's
-    ``exp`` is several times faster than its ``tanh``.  ``exp`` overflows to ``inf``
-    for pre-activations below about -88 (float32), which still gives the right limit
-    (0, or -1 for g); the layer ops run their loop under ``errstate(over="ignore")``.
+    ``exp`` is about twice as fast as its ``tanh``.  NOTE: near :math:`a = 0` this
+    ``tanh`` has an absolute (not relative) error of about one unit in the last place
+    (1e-7 in float32), far below what matters for a gate.  ``exp`` overflows to ``inf``
+    for pre-activations below about -88 (float32; -709 in float64), which still gives
+    the right limit (0, or -1 for g); the layer ops run their loop under
+    ``errstate(over="ignore")``.
     """
     xp = array_module(gates)
     hidden = c_prev.shape[-1]
@@ -167,9 +170,13 @@ def lstm_cell_backward(gates, c_prev, tanh_c, grad_h, grad_c, grad_gates_out):
 
     .. math::
 
-        \bar c &= \bar c_{t+1} + \bar h \, o \, (1 - \tanh^2 c) \\
-        \bar o = \bar h \tanh c, \quad \bar i &= \bar c\, g, \quad \bar f = \bar c\,
-        c_{t-1}, \quad \bar g = \bar c\, i, \quad \bar c_{t-1} = \bar c\, f,
+        \bar o = \bar h \tanh c, \qquad
+        \bar c = \bar c_{t+1} + \bar h\, o\, (1 - \tanh^2 c),
+
+    .. math::
+
+        \bar i = \bar c\, g, \qquad \bar f = \bar c\, c_{t-1}, \qquad
+        \bar g = \bar c\, i, \qquad \bar c_{t-1} = \bar c\, f,
 
     then through the activations: :math:`\sigma' = \sigma(1 - \sigma)` and
     :math:`\tanh' = (1 - \tanh)(1 + \tanh)`, both written as :math:`(1 - a)(a + k)`
@@ -183,9 +190,12 @@ def lstm_cell_backward(gates, c_prev, tanh_c, grad_h, grad_c, grad_gates_out):
     f = gates[:, hidden:2 * hidden]
     g = gates[:, 2 * hidden:3 * hidden]
     o = gates[:, 3 * hidden:]
-    xp.multiply(grad_h, tanh_c, out=grad_gates_out[:, 3 * hidden:])  # d o
-    through_h = grad_h * o
-    through_h -= through_h * tanh_c * tanh_c  # grad_h * o * (1 - tanh(c)^2)
+    grad_o = grad_gates_out[:, 3 * hidden:]
+    xp.multiply(grad_h, tanh_c, out=grad_o)
+    # through h: grad_h * o * (1 - tanh(c)^2) = o * (grad_h - grad_o * tanh(c))
+    through_h = grad_o * tanh_c
+    xp.subtract(grad_h, through_h, out=through_h)
+    through_h *= o
     grad_c += through_h
     xp.multiply(grad_c, g, out=grad_gates_out[:, :hidden])  # d i
     xp.multiply(grad_c, c_prev, out=grad_gates_out[:, hidden:2 * hidden])  # d f
@@ -422,6 +432,8 @@ def _check_layer_args(op, x, states, weight_ih, weight_hh, biases, gate_size):
             f"{op}: input must be 3-D (time, batch, features), got shape {tuple(x.shape)}"
         )
     steps, batch, features = x.shape
+    if steps == 0:
+        raise ValueError(f"{op}: input has no time steps (shape {tuple(x.shape)})")
     hidden = weight_hh.shape[-1] if weight_hh.ndim == 2 else -1
     if weight_ih.shape != (gate_size * hidden, features):
         raise ValueError(

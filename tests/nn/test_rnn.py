@@ -367,6 +367,9 @@ def test_errors_name_the_layer_and_shapes():
     with pytest.raises(TypeError, match="RNN: input dtype float64 does not match the "
                                         "parameters' dtype float32"):
         RNN(4, 6)(minidl.randn(5, 3, 4, dtype=np.float64))
+    with pytest.raises(RuntimeError, match=r"GRU: Expected sequence length to be larger than 0 "
+                                           r"\(input shape \(2, 0, 4\), batch_first=True\)"):
+        GRU(4, 6, batch_first=True)(minidl.randn(2, 0, 4))
     with pytest.raises(TypeError, match="RNN: input must be floating point"):
         RNN(4, 6)(minidl.tensor(np.zeros((5, 3, 4), np.int64)))
 

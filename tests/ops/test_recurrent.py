@@ -386,6 +386,8 @@ def test_layer_errors_name_the_op_and_shapes():
         rnn_layer(x, h, minidl.randn(5, 3), minidl.randn(5, 5), nonlinearity="sigmoid")
     with pytest.raises(TypeError, match="input must be floating point"):
         lstm_layer(minidl.tensor(np.zeros((4, 2, 3), np.int64)), h, h, w_ih, w_hh)
+    with pytest.raises(ValueError, match=r"gru_layer: input has no time steps \(shape \(0, 2, 3\)"):
+        gru_layer(minidl.randn(0, 2, 3), h, minidl.randn(15, 3), minidl.randn(15, 5))
 
 
 def test_docstring_examples_run():
