@@ -34,7 +34,9 @@ from minidl.nn import init
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
 from minidl.nn.utils.rnn import PackedSequence, _packed_to_padded, _padded_to_packed_data
+from minidl.ops.dropout import dropout
 from minidl.ops.recurrent import gru_layer, lstm_layer, rnn_layer
+from minidl.ops.shape import stack
 from minidl.tensor import Tensor
 
 __all__ = ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
@@ -207,8 +209,8 @@ class RNNBase(Module):
                     f"{name}: packed data must be 2-D (steps, features), got shape "
                     f"{_shape(input.data)}"
                 )
+            self._check_input_size(input.data, input.data)
             x, lengths = _packed_to_padded(input)
-            self._check_input_size(x, input.data)
             return x, lengths, True, input
         _check_float_input(name, input, weight)
         if input.ndim not in (2, 3):
@@ -316,13 +318,11 @@ class RNNBase(Module):
                 layer_output = _MergeDirections.apply(
                     *outputs, batch_first=last and batch_first_output
                 )
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                from minidl.ops.dropout import dropout
-
+            if self.dropout > 0 and self.training and not last:
                 layer_output = dropout(layer_output, p=self.dropout, training=True)
             layer_input = layer_output
-        h_n = _stack(h_finals)
-        c_n = _stack(c_finals) if c_finals else None
+        h_n = stack(h_finals, dim=0)
+        c_n = stack(c_finals, dim=0) if c_finals else None
         return layer_input, h_n, c_n
 
     def _forward(self, input, hx):
@@ -382,11 +382,6 @@ class _MergeDirections(Function):
         return tuple(grad[..., d * hidden:(d + 1) * hidden]
                      for d in range(len(self.needs_input_grad)))
 
-
-def _stack(tensors):
-    import minidl
-
-    return minidl.stack(tensors, dim=0)
 
 
 class RNN(RNNBase):
