@@ -26,6 +26,20 @@ MODULES = [
     "minidl.nn.activation",
     "minidl.io.safetensors",
     "minidl.io.checkpoint",
+    "minidl.ops.conv",
+    "minidl.ops.pool",
+    "minidl.ops.dropout",
+    "minidl.ops.embedding",
+    "minidl.ops.normalization",
+    "minidl.ops.recurrent",
+    "minidl.nn.conv",
+    "minidl.nn.pooling",
+    "minidl.nn.dropout",
+    "minidl.nn.sparse",
+    "minidl.nn.batchnorm",
+    "minidl.nn.normalization",
+    "minidl.nn.rnn",
+    "minidl.nn.utils.rnn",
 ]
 
 

@@ -2,7 +2,9 @@
 
 - :class:`Module` and :class:`Parameter`: the base class of layers and the learnable tensor;
 - containers: :class:`Sequential`, :class:`ModuleList`, :class:`ModuleDict`, ...;
-- layers: :class:`Linear`, :class:`Flatten`, activations, losses;
+- layers: :class:`Linear`, convolutions, pooling, normalisation, dropout, :class:`Embedding`,
+  recurrent networks (:class:`LSTM`, :class:`GRU`, :class:`RNN` and their cells),
+  activations, losses;
 - :mod:`minidl.nn.functional` (as ``F``), :mod:`minidl.nn.init`, :mod:`minidl.nn.utils`.
 
 Examples
@@ -34,7 +36,10 @@ from minidl.nn.activation import (
     Softplus,
     Tanh,
 )
+from minidl.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from minidl.nn.container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from minidl.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from minidl.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from minidl.nn.flatten import Flatten, Unflatten
 from minidl.nn.linear import Bilinear, Identity, Linear
 from minidl.nn.loss import (
@@ -49,7 +54,20 @@ from minidl.nn.loss import (
     SmoothL1Loss,
 )
 from minidl.nn.module import Module
+from minidl.nn.normalization import GroupNorm, LayerNorm
 from minidl.nn.parameter import Parameter
+from minidl.nn.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+)
+from minidl.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from minidl.nn.sparse import Embedding
 
 # nn.utils (gradient clipping, ...) is a separate package; import it when present so
 # that `nn.utils.clip_grad_norm_` works as in PyTorch.  Errors inside it are not hidden.
@@ -76,6 +94,35 @@ __all__ = [
     "Bilinear",
     "Flatten",
     "Unflatten",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "LayerNorm",
+    "GroupNorm",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "AlphaDropout",
+    "Embedding",
+    "RNNBase",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCellBase",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
     # activations
     "ReLU",
     "LeakyReLU",

@@ -3,7 +3,7 @@ r"""Stateless functions behind the layers, imported as ``F`` (``import minidl.nn
 The activations and losses live in :mod:`minidl.ops.activation` and :mod:`minidl.ops.loss`
 and are re-exported here under PyTorch's names; the layer maths that belongs to
 :mod:`minidl.nn` (``linear``, ``bilinear``) is defined here.  Convolution, pooling,
-normalisation and dropout functions join this namespace as their ops are added.
+normalisation, dropout and embedding functions are re-exported from their op modules.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from minidl.ops.activation import (
     softplus,
     tanh,
 )
+from minidl.ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d
+from minidl.ops.dropout import alpha_dropout, dropout, dropout1d, dropout2d
+from minidl.ops.embedding import embedding
 from minidl.ops.loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -36,9 +39,51 @@ from minidl.ops.loss import (
     nll_loss,
     smooth_l1_loss,
 )
+from minidl.ops.normalization import batch_norm, group_norm, layer_norm
+from minidl.ops.pool import (
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    global_avg_pool1d,
+    global_avg_pool2d,
+    global_max_pool1d,
+    global_max_pool2d,
+    max_pool1d,
+    max_pool2d,
+)
+from minidl.ops.shape import pad
 from minidl.tensor import Tensor
 
 __all__ = [
+    # convolution, pooling, normalisation, dropout, embedding
+    "conv1d",
+    "conv2d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "max_pool1d",
+    "max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "global_max_pool1d",
+    "global_max_pool2d",
+    "global_avg_pool1d",
+    "global_avg_pool2d",
+    "batch_norm",
+    "layer_norm",
+    "group_norm",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "alpha_dropout",
+    "embedding",
+    "pad",
     # layers
     "linear",
     "bilinear",
