@@ -11,7 +11,7 @@ import numpy as _np
 
 from minidl import backend, random
 from minidl.autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from minidl.backend import set_backend
+from minidl.backend import get_num_threads, set_backend, set_num_threads
 from minidl.gradcheck import GradcheckError, gradcheck
 from minidl.ops.elementwise import (
     abs,
@@ -146,7 +146,7 @@ __all__ = [
     "get_default_dtype", "set_default_dtype",
     "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
     "gradcheck", "GradcheckError", "manual_seed", "seed", "get_rng_state", "set_rng_state",
-    "set_backend", "backend", "random",
+    "set_backend", "set_num_threads", "get_num_threads", "backend", "random",
     "add", "sub", "mul", "div", "neg", "pow", "exp", "log", "log1p", "sqrt", "abs", "clip",
     "clamp", "maximum", "minimum", "where", "sign", "sin", "cos", "square", "reciprocal",
     "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isfinite",

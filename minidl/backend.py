@@ -24,6 +24,8 @@ __all__ = [
     "get_kernel",
     "set_backend",
     "get_backend",
+    "set_num_threads",
+    "get_num_threads",
     "info",
 ]
 
@@ -69,18 +71,23 @@ def check_same_device(op_name, tensors):
 
 #: kernel name -> {backend name -> callable}
 _KERNELS: dict[str, dict[str, object]] = {}
-#: the order in which ``auto`` tries CPU backends (fastest first, as measured in bench/)
-_AUTO_ORDER = ("cpu", "numba", "numpy")
+#: the order in which ``auto`` tries CPU backends, fastest first.  Measured with
+#: ``python -m bench --kernels`` on the development machine (2 cores); kernels not listed
+#: use ``_DEFAULT_ORDER``.
+_DEFAULT_ORDER = ("cpu", "numba", "numpy")
+_MEASURED_ORDER: dict[str, tuple[str, ...]] = {}
 _VALID = ("auto", "numpy", "numba", "cpu")
 _selected = os.environ.get("MINIDL_BACKEND", "auto").lower()
 if _selected not in _VALID:
     raise ValueError(f"MINIDL_BACKEND={_selected!r} is not one of {', '.join(_VALID)}")
+_num_threads = None
 
 
 def register_kernel(name: str, backend: str, fn=None):
     """Register ``fn`` as the ``backend`` implementation of kernel ``name``.
 
-    Usable as a decorator: ``@register_kernel("im2col2d", "numpy")``.
+    Usable as a decorator: ``@register_kernel("im2col2d", "numpy")``.  Every accelerated
+    implementation must have the same signature and results as the ``"numpy"`` one.
     """
 
     def deco(f):
@@ -90,27 +97,55 @@ def register_kernel(name: str, backend: str, fn=None):
     return deco if fn is None else deco(fn)
 
 
+def _ensure_accelerated_loaded():
+    # Compiled and Numba kernels register themselves when their modules are imported;
+    # that happens once, on first use, so `import minidl` stays fast and never fails.
+    from minidl import kernels
+
+    kernels.load()
+
+
+def _order(name):
+    return _MEASURED_ORDER.get(name, _DEFAULT_ORDER)
+
+
 def get_kernel(name: str, device: str = "cpu"):
-    """The implementation of kernel ``name`` that the current backend selects."""
+    """The implementation of kernel ``name`` that the current backend selects.
+
+    ``"cuda"`` tensors get the CUDA kernel when there is one, else the NumPy reference
+    (written with ``xp`` so it runs on CuPy).  On the CPU, a backend chosen with
+    :func:`set_backend` is used where it implements the kernel, the reference otherwise;
+    ``"auto"`` takes the fastest available, in the measured order.
+    """
+    if _selected != "numpy":
+        _ensure_accelerated_loaded()
     impls = _KERNELS.get(name)
     if not impls:
         raise KeyError(f"no kernel named {name!r} is registered")
     if device == "cuda":
-        if "cuda" in impls:
-            return impls["cuda"]
-        return impls["numpy"]  # xp-generic reference
+        return impls.get("cuda", impls["numpy"])
+    return impls[_chosen_name(impls, name)]
+
+
+def _chosen_name(impls, name):
     if _selected != "auto":
-        return impls.get(_selected, impls["numpy"])
-    for b in _AUTO_ORDER:
-        if b in impls:
-            return impls[b]
-    raise KeyError(f"kernel {name!r} has no CPU implementation")
+        return _selected if _selected in impls else "numpy"
+    return next(b for b in _order(name) if b in impls)
 
 
 def set_backend(name: str):
-    """Choose the CPU kernel backend: ``"auto"``, ``"numpy"``, ``"numba"`` or ``"cpu"``."""
+    """Choose the CPU kernel backend: ``"auto"``, ``"numpy"``, ``"numba"`` or ``"cpu"``.
+
+    Examples
+    --------
+    >>> import minidl
+    >>> minidl.set_backend("numpy")   # the readable reference kernels everywhere
+    >>> minidl.backend.get_backend()
+    'numpy'
+    >>> minidl.set_backend("auto")
+    """
     global _selected
-    name = name.lower()
+    name = str(name).lower()
     if name not in _VALID:
         raise ValueError(f"set_backend: {name!r} is not one of {', '.join(_VALID)}")
     _selected = name
@@ -121,18 +156,45 @@ def get_backend() -> str:
     return _selected
 
 
+def set_num_threads(n: int):
+    """Number of threads the compiled (OpenMP) and Numba kernels use."""
+    global _num_threads
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    _num_threads = n
+
+
+def get_num_threads() -> int:
+    """Threads for compiled kernels: ``set_num_threads``, else ``MINIDL_NUM_THREADS``,
+    else ``OMP_NUM_THREADS``, else the number of CPUs."""
+    if _num_threads is not None:
+        return _num_threads
+    for var in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
 def info() -> dict:
-    """What is registered for each kernel and which implementation runs now."""
+    """What is built, available and chosen for each kernel, and why something is missing.
+
+    Returns a dict with ``selected`` (the backend setting), ``num_threads``,
+    ``extensions`` (each accelerated module and whether it loaded, with the reason if
+    not) and ``kernels`` (for each kernel: the implementations available and the one
+    that runs now).
+    """
+    import minidl.nn.functional  # noqa: F401 - imports every op module, registering references
+    from minidl import kernels
+
+    if _selected != "numpy":
+        _ensure_accelerated_loaded()
     return {
         "selected": _selected,
+        "num_threads": get_num_threads(),
+        "extensions": kernels.status(),
         "kernels": {
-            name: {"available": sorted(impls), "chosen": _chosen_name(impls)}
+            name: {"available": sorted(impls), "chosen": _chosen_name(impls, name)}
             for name, impls in sorted(_KERNELS.items())
         },
     }
-
-
-def _chosen_name(impls):
-    if _selected != "auto":
-        return _selected if _selected in impls else "numpy"
-    return next(b for b in _AUTO_ORDER if b in impls)
