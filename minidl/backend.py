@@ -79,7 +79,15 @@ _MEASURED_ORDER: dict[str, tuple[str, ...]] = {}
 _VALID = ("auto", "numpy", "numba", "cpu")
 _selected = os.environ.get("MINIDL_BACKEND", "auto").lower()
 if _selected not in _VALID:
-    raise ValueError(f"MINIDL_BACKEND={_selected!r} is not one of {', '.join(_VALID)}")
+    # a bad environment variable must not make `import minidl` fail: say so, use auto
+    import warnings
+
+    warnings.warn(
+        f"MINIDL_BACKEND={_selected!r} is not one of {', '.join(_VALID)}; using 'auto'",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    _selected = "auto"
 _num_threads = None
 
 
