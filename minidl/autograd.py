@@ -178,6 +178,17 @@ def sum_to_shape(grad, shape):
 
 
 _node_counter = itertools.count()
+_TENSOR_API = None
+
+
+def _tensor_api():
+    # minidl.tensor imports this module, so its names are fetched on first use
+    global _TENSOR_API
+    if _TENSOR_API is None:
+        from minidl.tensor import Tensor, as_tensor_like
+
+        _TENSOR_API = (Tensor, as_tensor_like)
+    return _TENSOR_API
 
 
 class Function:
@@ -226,32 +237,39 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on tensors (or array-likes) and record it in the graph if needed."""
-        from minidl.tensor import Tensor, as_tensor_like
-
+        # NOTE: this runs for every op, so it is written for speed: plain loops, no
+        # generator expressions, the common single-output case first.
+        Tensor, as_tensor_like = _tensor_api()
         fn = cls(**params)
-        tensors = [as_tensor_like(x, inputs) for x in inputs]
-        backend.check_same_device(cls.__name__, tensors)
-        arrays = [t.data for t in tensors]
-        outputs = fn.forward(*arrays)
-        single = not isinstance(outputs, tuple)
+        tensors = []
+        any_requires_grad = False
+        for x in inputs:
+            t = x if type(x) is Tensor or isinstance(x, Tensor) else as_tensor_like(x, inputs)
+            tensors.append(t)
+            if t._requires_grad:
+                any_requires_grad = True
+        if len(tensors) > 1 and backend.cupy_loaded():
+            backend.check_same_device(cls.__name__, tensors)
+        outputs = fn.forward(*[t._data for t in tensors])
+        single = type(outputs) is not tuple
         if single:
             outputs = (outputs,)
-        # NumPy's full reductions return scalars (np.float32), not 0-d arrays: make them arrays
-        # so every Tensor.data supports in-place updates and array methods
+        # NumPy's full reductions return scalars (np.float32), not 0-d arrays: make them
+        # arrays so every Tensor.data supports in-place updates and array methods
         outputs = tuple(np.asarray(o) if isinstance(o, np.generic) else o for o in outputs)
 
-        needs_grad = (
-            cls.differentiable
-            and _grad_mode.enabled
-            and any(t.requires_grad for t in tensors)
-        )
-        if not needs_grad:
-            results = tuple(Tensor._wrap(out) for out in outputs)
-            return results[0] if single else results
+        if not (any_requires_grad and cls.differentiable and _grad_mode.enabled):
+            if single:
+                return Tensor._wrap(outputs[0])
+            return tuple(Tensor._wrap(out) for out in outputs)
 
         fn.inputs = tensors
-        fn.needs_input_grad = tuple(t.requires_grad for t in tensors)
-        fn.generation = max((t._generation for t in tensors), default=0) + 1
+        fn.needs_input_grad = tuple(t._requires_grad for t in tensors)
+        generation = 0
+        for t in tensors:
+            if t.grad_fn is not None and t.grad_fn.generation > generation:
+                generation = t.grad_fn.generation
+        fn.generation = generation + 1
         fn.output_meta = tuple((out.shape, out.dtype) for out in outputs)
         fn._order = next(_node_counter)
         fn._released = False

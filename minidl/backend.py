@@ -36,6 +36,11 @@ def _cupy_if_loaded():
     return sys.modules.get("cupy")
 
 
+def cupy_loaded() -> bool:
+    """Whether CuPy has been imported (only then can a CUDA array exist)."""
+    return "cupy" in sys.modules
+
+
 def array_module(*arrays):
     """``numpy`` or ``cupy``, whichever owns the given arrays (NumPy when in doubt)."""
     cp = _cupy_if_loaded()

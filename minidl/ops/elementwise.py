@@ -21,6 +21,8 @@ __all__ = [
 
 
 def _check_shapes(op, a, b):
+    if a.shape == b.shape or not a.ndim or not b.ndim:  # the common cases, checked cheaply
+        return
     try:
         return np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
