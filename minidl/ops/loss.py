@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl import backend
 from minidl.autograd import Function
-from minidl.backend import array_module
+from minidl.backend import array_module, register_kernel
 from minidl.ops import elementwise as _ew
 from minidl.ops.activation import LogSigmoid, _as_float_tensor, log_softmax_array
 
@@ -42,6 +43,8 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "kl_div",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -271,6 +274,112 @@ def _check_class_input(op, input, target, weight, ignore_index, allow_probabilit
     return False
 
 
+@register_kernel("softmax_cross_entropy_forward", "numpy")
+def softmax_cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
+    r"""Fused log-softmax + weighted NLL with class-index targets (reference kernel).
+
+    Signature: ``softmax_cross_entropy_forward(logits, target, weight, ignore_index,
+    label_smoothing) -> (loss, logp, total_weight)``
+
+    Parameters
+    ----------
+    logits : ndarray, shape ``(N, C)`` (or ``(N, C, d1, ...)``: class axis 1)
+        Floating point; the compiled kernels take the 2-D case and fall back to this
+        reference for the others.
+    target : integer ndarray, shape ``(N,)`` (or ``(N, d1, ...)``)
+        Class indices in ``[0, C)``, or ``ignore_index`` (checked by the caller).
+    weight : ndarray ``(C,)`` of ``logits``' dtype, or None
+        Per-class weights :math:`w` (None: all 1).
+    ignore_index : int
+    label_smoothing : float
+        :math:`\varepsilon \in [0, 1]`.
+
+    Returns
+    -------
+    loss : ndarray ``(N,)``, dtype of ``logits``
+        Per position, with :math:`\log p = x - \max x - \log\sum e^{x - \max x}`:
+        :math:`l_n = -(1-\varepsilon)\, w_{y_n} \log p_{n,y_n} - \frac{\varepsilon}{C}
+        \sum_c w_c \log p_{n,c}`, exactly 0 where :math:`y_n` is ``ignore_index``.
+    logp : ndarray ``(N, C)``, dtype of ``logits``
+        The log-probabilities (all that backward needs of the logits).
+    total_weight : scalar of ``logits``' dtype
+        :math:`\sum_{n \text{ not ignored}} w_{y_n}`, the denominator of ``"mean"``.
+    """
+    xp = array_module(logits)
+    n_classes = logits.shape[1]
+    eps = label_smoothing
+    logp = log_softmax_array(logits, 1)
+    valid = target != ignore_index
+    index = xp.expand_dims(xp.where(valid, target, 0), 1)
+    picked = xp.take_along_axis(logp, index, axis=1)[:, 0]
+    w_t = _target_weight(valid, index, weight, logits.dtype)
+    loss = -w_t * picked
+    if eps > 0:
+        w_b = None if weight is None else _class_axis_weight(weight, logits.ndim)
+        smooth = -(logp if w_b is None else logp * w_b).sum(axis=1)
+        loss = (1 - eps) * loss + (eps / n_classes) * smooth
+    # exact zeros where ignored (0 * -inf would otherwise give nan)
+    loss = xp.where(valid, loss, 0).astype(logits.dtype, copy=False)
+    return loss, logp, w_t.sum()
+
+
+@register_kernel("softmax_cross_entropy_backward", "numpy")
+def softmax_cross_entropy_backward(grad_loss, logp, target, weight, ignore_index,
+                                   label_smoothing):
+    r"""Gradient of :func:`softmax_cross_entropy_forward`'s ``loss`` w.r.t. the logits
+    (reference kernel).
+
+    Signature: ``softmax_cross_entropy_backward(grad_loss, logp, target, weight,
+    ignore_index, label_smoothing) -> grad_logits``
+
+    Parameters
+    ----------
+    grad_loss : ndarray ``(N,)`` (or ``(N, d1, ...)``)
+        :math:`g_n = \partial L/\partial l_n` (for ``"mean"`` already divided by the total
+        weight; a broadcast view is fine).
+    logp : ndarray ``(N, C)`` (or ``(N, C, d1, ...)``)
+        As returned by the forward kernel.
+    target, weight, ignore_index, label_smoothing
+        As given to the forward kernel.
+
+    Returns
+    -------
+    grad_logits : ndarray of ``logp``'s shape
+        With :math:`p = e^{\log p}` and :math:`q_c = (1-\varepsilon) w_{y_n} [c = y_n] +
+        \frac{\varepsilon}{C} w_c` the weighted target distribution:
+        :math:`g_n \big((\sum_c q_c)\, p_{n,c} - q_c\big)`; exactly 0 on ignored rows,
+        even where :math:`g_n` is ``nan`` (a ``"mean"`` over no valid target).
+    """
+    xp = array_module(logp)
+    n_classes = logp.shape[1]
+    eps = label_smoothing
+    valid = target != ignore_index
+    index = xp.expand_dims(xp.where(valid, target, 0), 1)
+    w_t = _target_weight(valid, index, weight, logp.dtype)
+    p = xp.exp(logp)
+    # ignored positions get exactly 0, even when the mean's denominator is 0
+    g = xp.where(valid, grad_loss, 0)
+    w_sum = n_classes if weight is None else weight.sum()
+    hard = g * (1 - eps) * w_t
+    grad_x = p * xp.expand_dims(hard + g * (eps / n_classes) * w_sum, 1)
+    at_target = xp.take_along_axis(grad_x, index, axis=1)
+    xp.put_along_axis(grad_x, index, at_target - hard[:, None], axis=1)
+    if eps > 0:
+        smooth_coef = xp.expand_dims(g * (eps / n_classes), 1)
+        if weight is not None:
+            smooth_coef = smooth_coef * _class_axis_weight(weight, logp.ndim)
+        grad_x -= smooth_coef
+    return grad_x
+
+
+def _target_weight(valid, index, weight, dtype):
+    """:math:`w_{y_n}` per position (1 without weights), 0 where the target is ignored."""
+    xp = array_module(valid)
+    if weight is None:
+        return valid.astype(dtype)
+    return xp.where(valid, weight[index[:, 0]], 0).astype(dtype, copy=False)
+
+
 class CrossEntropy(Function):
     """Fused log-softmax + negative log-likelihood (+ weights, ignore_index, smoothing).
 
@@ -287,12 +396,12 @@ class CrossEntropy(Function):
             x, t = x[None], t[None]
         n_classes = x.shape[1]
         eps = self.label_smoothing
-        self.logp = logp = log_softmax_array(x, 1)
         weight = self.weight
-        w_b = None if weight is None else _class_axis_weight(weight, x.ndim)
-        self.w_b = w_b
 
         if self.probabilities:
+            self.logp = logp = log_softmax_array(x, 1)
+            w_b = None if weight is None else _class_axis_weight(weight, x.ndim)
+            self.w_b = w_b
             # q = w_c * ((1 - eps) t_c + eps / C)
             t = t.astype(x.dtype, copy=False)
             q = t * (1 - eps) + eps / n_classes if eps > 0 else t
@@ -302,24 +411,16 @@ class CrossEntropy(Function):
             loss = -(logp * q).sum(axis=1)
             self.denominator = loss.size
         else:
-            # q = (1 - eps) w_{y} onehot(y) + (eps / C) w, zero where y is ignored
-            self.valid = valid = t != self.ignore_index
-            self.index = xp.expand_dims(xp.where(valid, t, 0), 1)
-            picked = xp.take_along_axis(logp, self.index, axis=1)[:, 0]
-            if weight is None:
-                w_t = valid.astype(x.dtype)
-            else:
-                w_t = xp.where(valid, weight[self.index[:, 0]], 0).astype(x.dtype, copy=False)
-            self.w_t = w_t
-            loss = -w_t * picked
-            if eps > 0:
-                smooth = -(logp if w_b is None else logp * w_b).sum(axis=1)
-                loss = (1 - eps) * loss + (eps / n_classes) * smooth
-            # exact zeros where ignored (0 * -inf would otherwise give nan)
-            loss = xp.where(valid, loss, 0).astype(x.dtype, copy=False)
+            # q = (1 - eps) w_{y} onehot(y) + (eps / C) w, zero where y is ignored: one
+            # registered kernel (compiled versions fuse it into one pass per row)
+            kernel = backend.get_kernel("softmax_cross_entropy_forward", backend.device_of(x))
+            loss, self.logp, total_weight = kernel(
+                x, t, weight, self.ignore_index, eps
+            )
+            self.target = t
             # NOTE: the mean divides by the total weight of the non-ignored targets, for
             # the smoothing term too, exactly as PyTorch (0/0 = nan if all are ignored)
-            self.denominator = w_t.sum()
+            self.denominator = total_weight
 
         if self.reduction == "none":
             return loss[0] if self.unbatched else loss
@@ -332,7 +433,6 @@ class CrossEntropy(Function):
     def backward(self, grad):
         xp = array_module(grad)
         logp = self.logp
-        n_classes = logp.shape[1]
         eps = self.label_smoothing
         if self.reduction == "none":
             g = grad[None] if self.unbatched else grad
@@ -340,27 +440,20 @@ class CrossEntropy(Function):
             with np.errstate(invalid="ignore", divide="ignore"):
                 g = grad / self.denominator if self.reduction == "mean" else grad
             g = xp.broadcast_to(g, logp.shape[:1] + logp.shape[2:])
-        p = xp.exp(logp)
 
         grad_x = grad_t = None
         if self.probabilities:
             g1 = xp.expand_dims(g, 1)
             if self.needs_input_grad[0]:
+                p = xp.exp(logp)
                 grad_x = (p * self.q.sum(axis=1, keepdims=True) - self.q) * g1
             if self.needs_input_grad[1]:
                 # dl/dt_c = -(1 - eps) w_c log p_c
                 grad_t = -(1 - eps) * g1 * (logp if self.w_b is None else logp * self.w_b)
         elif self.needs_input_grad[0]:
-            # ignored positions get exactly 0, even when the mean's denominator is 0
-            g = xp.where(self.valid, g, 0)
-            w_sum = n_classes if self.weight is None else self.weight.sum()
-            hard = g * (1 - eps) * self.w_t
-            grad_x = p * xp.expand_dims(hard + g * (eps / n_classes) * w_sum, 1)
-            at_target = xp.take_along_axis(grad_x, self.index, axis=1)
-            xp.put_along_axis(grad_x, self.index, at_target - hard[:, None], axis=1)
-            if eps > 0:
-                smooth_coef = xp.expand_dims(g * (eps / n_classes), 1)
-                grad_x -= smooth_coef if self.w_b is None else smooth_coef * self.w_b
+            kernel = backend.get_kernel("softmax_cross_entropy_backward",
+                                        backend.device_of(logp))
+            grad_x = kernel(g, logp, self.target, self.weight, self.ignore_index, eps)
         if self.unbatched:
             grad_x = None if grad_x is None else grad_x[0]
             grad_t = None if grad_t is None else grad_t[0]
