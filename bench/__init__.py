@@ -1,0 +1,14 @@
+"""Benchmarks of minidl (each available kernel backend) against PyTorch: ``python -m bench``.
+
+Importing this package pins the BLAS/OpenMP thread pools to ``BENCH_THREADS`` (default 2)
+through the environment, which only works before NumPy or PyTorch is first imported, so
+``bench/run.py`` imports it first.  See ``bench/README.md``.
+"""
+
+import os
+
+#: the thread count of every benchmark run (issue 4: "2 threads")
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(THREADS)
