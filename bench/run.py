@@ -256,7 +256,8 @@ def _backend(name):
         minidl.set_backend(old)
 
 
-def time_interleaved(runners, steps, warmup, block=5, warmin_s=0.25):
+def time_interleaved(runners, steps, warmup, block=5, warmin_s=0.25, budget_s=None,
+                     min_steps=5):
     """Time ``runners`` (name -> (backend or None, callable)) block-interleaved.
 
     Each round visits every runner once, in a fresh random (seeded) order; a visit runs
@@ -275,15 +276,20 @@ def time_interleaved(runners, steps, warmup, block=5, warmin_s=0.25):
     a 50 ms pause.  Strict alternation times that interference, not the step; the warm-in
     lets it die down, and the timed block is the steady state a training loop sees.
     ``block=1, warmin_s=0`` is strict alternation.
+
+    ``budget_s`` caps a pathologically slow runner: when its first visit shows that
+    ``steps`` steps would take longer, it gets ``max(min_steps, budget_s / step time)``
+    timed steps instead (its ``n`` in the result says so).
     """
     names = list(runners)
     samples = {n: [] for n in names}
+    target = dict.fromkeys(names, steps)
     errors = {}
     visited = set()
     order_rng = np.random.default_rng(12345)
-    while any(len(samples[n]) < steps for n in names if n not in errors):
+    while any(len(samples[n]) < target[n] for n in names if n not in errors):
         for name in [names[i] for i in order_rng.permutation(len(names))]:
-            if name in errors or len(samples[name]) >= steps:
+            if name in errors or len(samples[name]) >= target[name]:
                 continue
             backend_name, fn = runners[name]
             min_warm = max(warmup, 1) if name not in visited else 1
@@ -292,14 +298,25 @@ def time_interleaved(runners, steps, warmup, block=5, warmin_s=0.25):
                 with _backend(backend_name):
                     t_start = time.perf_counter()
                     k = 0
-                    while k < min_warm or (time.perf_counter() - t_start < warmin_s
-                                           and k < 10_000):
+                    while k < 10_000:
+                        elapsed = time.perf_counter() - t_start
+                        if k >= min_warm and elapsed >= warmin_s:
+                            break
+                        if k >= 1 and budget_s and elapsed > 0.1 * budget_s:
+                            break  # a very slow runner: one warm step is enough
                         fn()
                         k += 1
-                    for _ in range(min(block, steps - len(samples[name]))):
+                    for _ in range(min(block, target[name] - len(samples[name]))):
                         t0 = time.perf_counter()
                         fn()
                         samples[name].append(time.perf_counter() - t0)
+                        if budget_s and len(samples[name]) == 1:
+                            affordable = int(budget_s / max(samples[name][0], 1e-9))
+                            if affordable < steps:
+                                target[name] = max(min_steps, affordable)
+                                log(f"    {name}: {samples[name][0] * 1e3:.0f} ms a step; "
+                                    f"timing {target[name]} steps instead of {steps} "
+                                    "(--runner-budget-s)")
             except Exception as err:  # a broken kernel must not stop the whole bench
                 errors[name] = f"{type(err).__name__}: {err}"
                 log(f"    {name}: ERROR {errors[name]}")
@@ -394,7 +411,7 @@ def run_workload(workload, backends, torch_fw, minidl_fw, args):
     gc.collect()
     with LoadMeter() as load:
         timings = time_interleaved(runners, args.steps, args.warmup, args.block,
-                                   args.warmin_ms / 1e3)
+                                   args.warmin_ms / 1e3, args.runner_budget_s)
     record["other_load_cores"] = load.other_cores
     record["steal_cores"] = load.steal_cores
     record["timings"] = timings
@@ -738,11 +755,17 @@ def markdown(result):
         if has_torch:
             row.append(_fmt_ms(w["timings"].get("torch")))
         checks = []
+        steps = result["settings"]["steps"]
+        if has_torch and w["timings"].get("torch", {}).get("n", steps) < steps:
+            row[-1] += f" (n={w['timings']['torch']['n']})"
         for b in backends:
-            cell = _fmt_ms(w["timings"].get(b))
+            t = w["timings"].get(b, {})
+            cell = _fmt_ms(t)
             r = w["ratio"].get(b)
             if r is not None:
                 cell += f" ({r:.2f}×)"
+            if t.get("n", steps) < steps:
+                cell += f" (n={t['n']})"
             if not w["check"][b]["ok"]:
                 cell = "**MISMATCH** " + cell
                 checks.append(f"**{b} MISMATCH: {'; '.join(w['check'][b]['problems'])[:120]}**")
@@ -876,6 +899,10 @@ def parse_args(argv=None):
     p.add_argument("--warmin-ms", type=float, default=250.0,
                    help="untimed steps for at least this long before each block (default 250)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runner-budget-s", type=float, default=120.0,
+                   help="a runner whose steps would take longer than this gets fewer "
+                        "(at least 5) timed steps, marked in the table (default 120; "
+                        "0 = no cap)")
     p.add_argument("--tol", type=float, default=1e-3,
                    help="largest relative difference accepted by the check (default 1e-3)")
     p.add_argument("--noisy-cores", type=float, default=0.2,
@@ -959,8 +986,9 @@ def main(argv=None):
         "threads": bench.THREADS,
         "torch": torch is not None,
         "settings": {k: getattr(args, k) for k in
-                     ("only", "steps", "warmup", "block", "warmin_ms", "seed", "tol", "kernel_reps",
-                      "memory_steps", "no_kernels", "no_memory", "all_kernels", "noisy_cores")},
+                     ("only", "steps", "warmup", "block", "warmin_ms", "runner_budget_s",
+                      "seed", "tol", "kernel_reps", "memory_steps", "no_kernels",
+                      "no_memory", "all_kernels", "noisy_cores")},
         "backends": {"available": available, "timed": backends, "skipped": skipped},
         "workloads": [],
     }
