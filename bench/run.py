@@ -370,6 +370,22 @@ class LoadMeter:
 
 
 
+def wait_for_quiet(max_wait_s, threshold, window_s=3.0):
+    """Sleep until other processes use at most ``threshold`` cores over a ``window_s``
+    window, or until ``max_wait_s`` has passed; returns the last load seen."""
+    deadline = time.perf_counter() + max_wait_s
+    while True:
+        with LoadMeter() as load:
+            time.sleep(window_s)
+        if load.other_cores is None or load.other_cores <= threshold:
+            return load.other_cores
+        if time.perf_counter() >= deadline:
+            log(f"    still {load.other_cores:.2f} cores of other load after waiting "
+                f"{max_wait_s:.0f} s; timing anyway")
+            return load.other_cores
+        log(f"    waiting for a quiet machine ({load.other_cores:.2f} cores of other load)")
+
+
 def run_workload(workload, backends, torch_fw, minidl_fw, args):
     """Check, then time, one workload for PyTorch and each minidl backend."""
     log(f"[{workload.id}] {workload.title}")
@@ -402,7 +418,9 @@ def run_workload(workload, backends, torch_fw, minidl_fw, args):
         else:
             log(f"    !!! MISMATCH {b} vs {record['reference']}: " + "; ".join(cmp["problems"]))
 
-    # -- timing, interleaved
+    # -- timing, interleaved (on a quiet machine, if asked to wait for one)
+    if args.wait_quiet > 0:
+        wait_for_quiet(args.wait_quiet, args.noisy_cores)
     runners = {}
     for b, step in steps.items():
         runners[b] = (b, step.run)
@@ -908,6 +926,9 @@ def parse_args(argv=None):
     p.add_argument("--noisy-cores", type=float, default=0.2,
                    help="other processes' load (cores) above which a workload is marked "
                         "as timed on a busy machine (default 0.2)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                   help="before timing each workload, wait up to this long for other "
+                        "processes to use at most --noisy-cores cores (default 0: no wait)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-kernels", action="store_true", help="skip the per-kernel table")
     p.add_argument("--all-kernels", action="store_true",
@@ -988,7 +1009,7 @@ def main(argv=None):
         "settings": {k: getattr(args, k) for k in
                      ("only", "steps", "warmup", "block", "warmin_ms", "runner_budget_s",
                       "seed", "tol", "kernel_reps", "memory_steps", "no_kernels",
-                      "no_memory", "all_kernels", "noisy_cores")},
+                      "no_memory", "all_kernels", "noisy_cores", "wait_quiet")},
         "backends": {"available": available, "timed": backends, "skipped": skipped},
         "workloads": [],
     }
