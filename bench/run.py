@@ -369,7 +369,6 @@ class LoadMeter:
         self.steal_cores = (s1[1] - self.s0[1]) / self.hz / wall
 
 
-
 def wait_for_quiet(max_wait_s, threshold, window_s=3.0):
     """Sleep until other processes use at most ``threshold`` cores over a ``window_s``
     window, or until ``max_wait_s`` has passed; returns the last load seen."""
@@ -877,7 +876,8 @@ def write_json_atomic(path, data):
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".bench-", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, default=_json_default)
+            # strict JSON: an infinite difference (NaN/inf in a result) becomes null
+            json.dump(_finite(data), f, indent=1, default=_json_default, allow_nan=False)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
@@ -886,6 +886,16 @@ def write_json_atomic(path, data):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _finite(obj):
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(obj):
