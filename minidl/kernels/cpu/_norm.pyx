@@ -26,6 +26,10 @@ Backward (training), per channel
        :math:`\partial L/\partial x = \big(g - (x - \bar\mu)\,p - k\big)\,\gamma r`,
        again the reference's expression with its per-channel constants.
 
+``(N, C)`` inputs (``L = 1``, BatchNorm1d) have a version of their own: there a channel is a
+column, read one value per cache line, so each thread walks the rows over its block of
+columns instead, with per-column accumulators.
+
 The two reductions are a few lines of C (``mdl_shifted_sums_*``, ``mdl_centred_dot_*``):
 a floating-point sum is only vectorised when the compiler may reorder the additions,
 which ``#pragma omp simd reduction`` allows for that loop alone (Cython cannot say it).
@@ -35,6 +39,8 @@ baseline, and the CPU picks (``target_clones``, GCC on x86-64 Linux).
 
 cimport numpy as cnp
 from cython cimport floating
+
+import numpy as np
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 
@@ -216,7 +222,56 @@ cdef inline void _scale(const floating *dy, floating *gx, Py_ssize_t n,
         mdl_scale_f64(dy, gx, n, gain)
 
 
-# ----------------------------------------------------------------------------- one channel
+# ----------------------------------------------------------------------------- per channel
+
+
+cdef inline void _statistics(double s1, double s2, double shift, double count,
+                             floating *running_mean, floating *running_var, double momentum,
+                             double eps, double *mean, double *invstd) noexcept nogil:
+    """Mean and 1/std from the shifted sums; the running statistics updated (if given)."""
+    cdef double var, var_unbiased
+    mean[0] = shift + s1 / count
+    var = s2 / count - (s1 / count) * (s1 / count)
+    if var < 0.0:  # rounding, when every value is (nearly) the same
+        var = 0.0
+    invstd[0] = 1.0 / sqrt(var + eps)
+    # the reference's running updates: the old value scaled in the stats' dtype, then
+    # the float64 batch statistic added (the unbiased variance, as PyTorch)
+    if running_mean != NULL:
+        running_mean[0] = <floating>(<floating>((<floating>(1.0 - momentum))
+                                                * running_mean[0]) + momentum * mean[0])
+    if running_var != NULL:
+        var_unbiased = var * (count / (count - 1)) if count > 1 else var
+        running_var[0] = <floating>(<floating>((<floating>(1.0 - momentum)) * running_var[0])
+                                    + momentum * var_unbiased)
+
+
+cdef inline void _affine_coefficients(double mean, double invstd, const floating *weight,
+                                      const floating *bias, floating *centre,
+                                      floating *scale, floating *offset) noexcept nogil:
+    """y = (x - centre) * scale + offset, the reference's form: the rounding of the mean
+    to the data's dtype (``residual``) is folded into the offset."""
+    cdef double residual, s
+    centre[0] = <floating>mean
+    residual = mean - <double>centre[0]
+    s = invstd if weight == NULL else invstd * weight[0]
+    scale[0] = <floating>s
+    offset[0] = <floating>(-residual * s if bias == NULL else bias[0] - residual * s)
+
+
+cdef inline void _input_grad_coefficients(double mean, double invstd, double gamma,
+                                          double sum_dy, double dot, double count,
+                                          floating *centre, floating *proj, floating *k,
+                                          floating *gain) noexcept nogil:
+    """dx = ((dy - (x - centre) * proj) - k) * gain, the reference's expression for
+    gamma r (dy - mean(dy) - x_hat mean(dy x_hat))."""
+    cdef double residual, p
+    centre[0] = <floating>mean
+    residual = mean - <double>centre[0]
+    p = dot * invstd * invstd / count
+    proj[0] = <floating>p
+    k[0] = <floating>(sum_dy / count - residual * p)
+    gain[0] = <floating>(gamma * invstd)
 
 
 cdef void _forward_channel(const floating *x, floating *out, Py_ssize_t batch,
@@ -229,46 +284,20 @@ cdef void _forward_channel(const floating *x, floating *out, Py_ssize_t batch,
 
     ``weight``/``bias``/``running_*`` point at this channel's entry (or are NULL)."""
     cdef Py_ssize_t n
-    cdef double count = <double>(batch * length)
-    cdef double s1 = 0.0, s2 = 0.0, shift, mean, var, var_unbiased, invstd
-    cdef double residual, scale, offset
-    cdef floating centre
+    cdef double s1 = 0.0, s2 = 0.0, shift
+    cdef floating centre, scale, offset
     if training:
         shift = x[0]
         for n in range(batch):
             _shifted_sums(x + n * row_stride, length, shift, &s1, &s2)
-        mean = shift + s1 / count
-        var = s2 / count - (s1 / count) * (s1 / count)
-        if var < 0.0:  # rounding, when every value is (nearly) the same
-            var = 0.0
-        invstd = 1.0 / sqrt(var + eps)
-        # the reference's running updates: the old value scaled in the stats' dtype,
-        # then the float64 batch statistic added (unbiased variance, as PyTorch)
-        if running_mean != NULL:
-            running_mean[0] = <floating>(<floating>((<floating>(1.0 - momentum))
-                                                    * running_mean[0]) + momentum * mean)
-        if running_var != NULL:
-            if count > 1:
-                var_unbiased = var * (count / (count - 1))
-            else:
-                var_unbiased = var
-            running_var[0] = <floating>(<floating>((<floating>(1.0 - momentum))
-                                                   * running_var[0])
-                                        + momentum * var_unbiased)
+        _statistics(s1, s2, shift, <double>(batch * length), running_mean, running_var,
+                    momentum, eps, mean_out, invstd_out)
     else:
-        mean = running_mean[0]
-        invstd = 1.0 / sqrt(<double>running_var[0] + eps)
-    mean_out[0] = mean
-    invstd_out[0] = invstd
-    # y = (x - centre) * scale + (bias - residual * scale): the rounding of the mean to
-    # the data's dtype folded into the shift
-    centre = <floating>mean
-    residual = mean - <double>centre
-    scale = invstd if weight == NULL else invstd * weight[0]
-    offset = -residual * scale if bias == NULL else bias[0] - residual * scale
+        mean_out[0] = running_mean[0]
+        invstd_out[0] = 1.0 / sqrt(<double>running_var[0] + eps)
+    _affine_coefficients(mean_out[0], invstd_out[0], weight, bias, &centre, &scale, &offset)
     for n in range(batch):
-        _affine(x + n * row_stride, out + n * row_stride, length, centre, <floating>scale,
-                <floating>offset)
+        _affine(x + n * row_stride, out + n * row_stride, length, centre, scale, offset)
 
 
 cdef void _backward_channel(const floating *dy, const floating *x, floating *gx,
@@ -278,32 +307,136 @@ cdef void _backward_channel(const floating *dy, const floating *x, floating *gx,
                             double *grad_bias) noexcept nogil:
     """One channel's gradients; ``grad_weight``/``grad_bias`` point at its entries."""
     cdef Py_ssize_t n
-    cdef double count = <double>(batch * length)
-    cdef double sum_dy = 0.0, dot = 0.0, proj, gamma_invstd = gamma * invstd
-    cdef floating centre = <floating>mean
-    cdef double residual = mean - <double>centre
+    cdef double sum_dy = 0.0, dot = 0.0
+    cdef floating centre = <floating>mean, proj, k, gain
     if need_stats:
         for n in range(batch):
             _centred_dot(dy + n * row_stride, x + n * row_stride, length, <double>centre,
                          &sum_dy, &dot)
-        dot = dot - residual * sum_dy  # sum(dy * (x - mean))
+        dot = dot - (mean - <double>centre) * sum_dy  # sum(dy * (x - mean))
         grad_bias[0] = sum_dy
         grad_weight[0] = dot * invstd
     if not need_input:
         return
     if not training:
+        gain = <floating>(gamma * invstd)
         for n in range(batch):
-            _scale(dy + n * row_stride, gx + n * row_stride, length, <floating>gamma_invstd)
+            _scale(dy + n * row_stride, gx + n * row_stride, length, gain)
         return
-    # dx = gamma r (dy - mean(dy) - x_hat mean(dy x_hat)), with x_hat = (x - centre - res) r
-    proj = dot * invstd * invstd / count
+    _input_grad_coefficients(mean, invstd, gamma, sum_dy, dot, <double>(batch * length),
+                             &centre, &proj, &k, &gain)
     for n in range(batch):
         _bn_grad(dy + n * row_stride, x + n * row_stride, gx + n * row_stride, length, centre,
-                 <floating>proj, <floating>(sum_dy / count - residual * proj),
-                 <floating>gamma_invstd)
+                 proj, k, gain)
+
+
+# ----------------------------------------------------------------------------- (N, C) inputs
+#
+# With L = 1 (BatchNorm1d on (N, C)) a channel is a column: walking it reads one value
+# per cache line.  These versions walk the rows instead, each thread over its own block
+# of columns, with per-column accumulators (a loop over columns vectorises without
+# reordering any sum).
+
+
+cdef void _forward_columns(const floating *x, floating *out, Py_ssize_t batch,
+                           Py_ssize_t channels, Py_ssize_t c0, Py_ssize_t c1,
+                           const floating *weight, const floating *bias,
+                           floating *running_mean, floating *running_var, bint training,
+                           double momentum, double eps, double *mean, double *invstd,
+                           double *s1, double *s2, floating *centre, floating *scale,
+                           floating *offset) noexcept nogil:
+    cdef Py_ssize_t n, c
+    cdef const floating *row
+    cdef floating *orow
+    cdef double d
+    if training:
+        for c in range(c0, c1):
+            s1[c] = 0.0
+            s2[c] = 0.0
+        for n in range(batch):
+            row = x + n * channels
+            for c in range(c0, c1):
+                d = <double>row[c] - <double>x[c]  # shifted by the column's first value
+                s1[c] += d
+                s2[c] += d * d
+    for c in range(c0, c1):
+        if training:
+            _statistics(s1[c], s2[c], <double>x[c], <double>batch,
+                        running_mean + c if running_mean != NULL else NULL,
+                        running_var + c if running_var != NULL else NULL,
+                        momentum, eps, &mean[c], &invstd[c])
+        else:
+            mean[c] = running_mean[c]
+            invstd[c] = 1.0 / sqrt(<double>running_var[c] + eps)
+        _affine_coefficients(mean[c], invstd[c], weight + c if weight != NULL else NULL,
+                             bias + c if bias != NULL else NULL,
+                             &centre[c], &scale[c], &offset[c])
+    for n in range(batch):
+        row = x + n * channels
+        orow = out + n * channels
+        for c in range(c0, c1):
+            orow[c] = (row[c] - centre[c]) * scale[c] + offset[c]
+
+
+cdef void _backward_columns(const floating *dy, const floating *x, floating *gx,
+                            Py_ssize_t batch, Py_ssize_t channels, Py_ssize_t c0,
+                            Py_ssize_t c1, const floating *weight, const double *mean,
+                            const double *invstd, bint training, bint need_input,
+                            bint need_stats, double *grad_weight, double *grad_bias,
+                            floating *centre, floating *proj, floating *k,
+                            floating *gain) noexcept nogil:
+    cdef Py_ssize_t n, c
+    cdef const floating *row
+    cdef const floating *dyrow
+    cdef floating *grow
+    cdef double g
+    for c in range(c0, c1):
+        centre[c] = <floating>mean[c]
+    if need_stats:
+        for c in range(c0, c1):
+            grad_bias[c] = 0.0
+            grad_weight[c] = 0.0
+        for n in range(batch):
+            row = x + n * channels
+            dyrow = dy + n * channels
+            for c in range(c0, c1):
+                g = dyrow[c]
+                grad_bias[c] += g
+                grad_weight[c] += g * (<double>row[c] - <double>centre[c])
+        for c in range(c0, c1):
+            # sum(dy (x - mean)), then times r: sum(dy x_hat)
+            grad_weight[c] = grad_weight[c] - (mean[c] - <double>centre[c]) * grad_bias[c]
+            if need_input and training:
+                _input_grad_coefficients(mean[c], invstd[c],
+                                         weight[c] if weight != NULL else 1.0, grad_bias[c],
+                                         grad_weight[c], <double>batch, &centre[c], &proj[c],
+                                         &k[c], &gain[c])
+            grad_weight[c] = grad_weight[c] * invstd[c]
+    if not need_input:
+        return
+    if not training:
+        for c in range(c0, c1):
+            gain[c] = <floating>((weight[c] if weight != NULL else 1.0) * invstd[c])
+        for n in range(batch):
+            dyrow = dy + n * channels
+            grow = gx + n * channels
+            for c in range(c0, c1):
+                grow[c] = dyrow[c] * gain[c]
+        return
+    for n in range(batch):
+        row = x + n * channels
+        dyrow = dy + n * channels
+        grow = gx + n * channels
+        for c in range(c0, c1):
+            grow[c] = ((dyrow[c] - (row[c] - centre[c]) * proj[c]) - k[c]) * gain[c]
 
 
 # ----------------------------------------------------------------------------- entry points
+
+
+cdef inline Py_ssize_t _block_start(Py_ssize_t block, Py_ssize_t blocks,
+                                    Py_ssize_t channels) noexcept nogil:
+    return block * channels // blocks
 
 
 def batch_norm_forward(floating[:, :, ::1] x, const floating[::1] weight,
@@ -317,13 +450,26 @@ def batch_norm_forward(floating[:, :, ::1] x, const floating[::1] weight,
     (``running_*`` not in evaluation).  The wrapper in ``norm.py`` checks all that.
     """
     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1], length = x.shape[2]
-    cdef Py_ssize_t c, row_stride = channels * length
+    cdef Py_ssize_t c, block, blocks, row_stride = channels * length
     cdef const floating *w = &weight[0] if weight is not None else NULL
     cdef const floating *b = &bias[0] if bias is not None else NULL
     cdef floating *rm = &running_mean[0] if running_mean is not None else NULL
     cdef floating *rv = &running_var[0] if running_var is not None else NULL
     cdef const floating *xp = &x[0, 0, 0]
     cdef floating *op = &out[0, 0, 0]
+    cdef double[::1] s1, s2
+    cdef floating[:, ::1] coefficients
+    if length == 1:
+        s1 = np.empty(channels)
+        s2 = np.empty(channels)
+        coefficients = np.empty((3, channels), dtype=np.asarray(x).dtype)
+        blocks = min(channels, num_threads)
+        for block in prange(blocks, nogil=True, num_threads=num_threads, schedule="static"):
+            _forward_columns(xp, op, batch, channels, _block_start(block, blocks, channels),
+                             _block_start(block + 1, blocks, channels), w, b, rm, rv,
+                             training, momentum, eps, &mean[0], &invstd[0], &s1[0], &s2[0],
+                             &coefficients[0, 0], &coefficients[1, 0], &coefficients[2, 0])
+        return
     for c in prange(channels, nogil=True, num_threads=num_threads, schedule="static"):
         _forward_channel(xp + c * length, op + c * length, batch, row_stride, length,
                          w + c if w != NULL else NULL, b + c if b != NULL else NULL,
@@ -343,7 +489,7 @@ def batch_norm_backward(const floating[:, :, ::1] grad_out, const floating[:, :,
     ``need_stats`` must be true when ``grad_input`` is wanted in training.
     """
     cdef Py_ssize_t batch = x.shape[0], channels = x.shape[1], length = x.shape[2]
-    cdef Py_ssize_t c, row_stride = channels * length
+    cdef Py_ssize_t c, block, blocks, row_stride = channels * length
     cdef const floating *w = &weight[0] if weight is not None else NULL
     cdef const floating *dyp = &grad_out[0, 0, 0]
     cdef const floating *xp = &x[0, 0, 0]
@@ -351,6 +497,18 @@ def batch_norm_backward(const floating[:, :, ::1] grad_out, const floating[:, :,
     cdef bint need_input = grad_input is not None
     cdef double *gw = &grad_weight[0]
     cdef double *gb = &grad_bias[0]
+    cdef floating[:, ::1] coefficients
+    if length == 1:
+        coefficients = np.empty((4, channels), dtype=np.asarray(x).dtype)
+        blocks = min(channels, num_threads)
+        for block in prange(blocks, nogil=True, num_threads=num_threads, schedule="static"):
+            _backward_columns(dyp, xp, gxp, batch, channels,
+                              _block_start(block, blocks, channels),
+                              _block_start(block + 1, blocks, channels), w, &save_mean[0],
+                              &save_invstd[0], training, need_input, need_stats, gw, gb,
+                              &coefficients[0, 0], &coefficients[1, 0], &coefficients[2, 0],
+                              &coefficients[3, 0])
+        return
     for c in prange(channels, nogil=True, num_threads=num_threads, schedule="static"):
         _backward_channel(dyp + c * length, xp + c * length,
                           gxp + c * length if gxp != NULL else NULL, batch, row_stride,

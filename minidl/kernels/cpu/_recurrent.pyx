@@ -4,34 +4,36 @@ r"""Compiled pointwise LSTM and GRU steps (see :mod:`minidl.kernels.cpu.recurren
 
 These four kernels run once per time step inside the loops of
 :mod:`minidl.ops.recurrent` (512 calls per BiLSTM forward on a 256-residue batch), on
-small blocks: a batch of 16 and a hidden size of 128 are 8192 gate values.  So two
+small blocks: a batch of 16 and a hidden size of 128 are 8192 gate values.  Three
 things decide their speed:
 
 1. **The cost of the call.**  The arguments are typed ``ndarray`` (a type check each) and
    read through ``PyArray_DATA``/``PyArray_STRIDES``, not typed memoryviews: acquiring
-   five memoryviews costs more than the arithmetic of a whole step.  Nothing is
+   five memoryviews costs more than the arithmetic of a backward step.  Nothing is
    allocated.
 2. **Vectorised gate math.**  The C library's ``expf``/``tanhf`` are scalar calls, and
    with the portable compiler flags (no ``-ffast-math``) the C compiler never swaps them
    for vector versions.  So ``exp`` and ``tanh`` are written below as short, branch-free
    polynomials (Cephes' coefficients, accurate to 1-2 units in the last place), which
    the compiler inlines and vectorises like any arithmetic.
-
-Every loop touches at most four arrays: the C compiler cannot prove that the output
-rows do not overlap the inputs, and vectorises a loop only after a runtime overlap
-check between each pair of arrays written and read, which it does for a few pairs
-only.  Several short loops over a row that sits in the L1 cache cost less than one
-scalar loop.
+3. **One fused loop per row**, written in C (the ``mdl_*_row`` functions) because two
+   things it needs cannot be said in Cython: ``restrict`` (the output blocks do not
+   overlap the inputs; without it the compiler vectorises only after runtime overlap
+   checks, and gives up beyond a few arrays) and ``target_clones`` (an AVX2 and a
+   baseline version of each function, the CPU picking at load time).  Cython does the
+   rest: argument checks, the float32/float64 dispatch, the loop over the rows.
 
 The formulas, and the order of the floating-point operations, are those of the NumPy
 references in :mod:`minidl.ops.recurrent` (e.g. :math:`\tanh` of a gate as
-:math:`2\sigma(2a) - 1`), so results agree to the last bit or two.  The cell state's
-:math:`\tanh(c)` uses the polynomial :func:`mdl_tanhf` below, where the reference
-calls NumPy's ``tanh``: both are within 2 ulp of the true value.
+:math:`2\sigma(2a) - 1`), so results agree to the last bit or two (the backward to the
+bit).  The cell state's :math:`\tanh(c)` uses the polynomial ``mdl_tanhf`` below, where
+the reference calls NumPy's ``tanh``: both are within 2 ulp of the true value.
 
 No OpenMP here: at these sizes a step is a few microseconds, which a parallel region's
 start-up and the hand-over of the cores to OpenBLAS (the GEMM between two steps) would
-eat (measured: slower with 2 threads at N=16, H=128).
+eat.  Measured on W3 (BiLSTM, N=16, H=128, 2 cores): the forward kernel with
+``prange(num_threads=2)`` over the rows made a training step 100x *slower* (the OpenMP
+and OpenBLAS threads spin against each other).
 """
 
 cimport numpy as cnp
@@ -158,80 +160,150 @@ cdef extern from *:
         return mdl_select(a < 0.625, small, big.f);
     }
 
-    /* The vector functions that the kernels call on contiguous runs of a row, in place.
-     * On x86-64 Linux with GCC each is compiled twice, for AVX2 and for the baseline
-     * (SSE2), and the loader picks the one the CPU runs (target_clones): AVX2 computes
-     * these polynomials about 2.5x faster, and the wheel stays portable.  Both clones do
-     * the same operations in the same order (no FMA), so results do not depend on the
-     * CPU. */
+    /* Every row function below is compiled twice, for AVX2 and for the baseline
+     * (SSE2), and the loader picks the one the CPU runs (target_clones, GCC on x86-64
+     * Linux): AVX2 computes the polynomials about 2.5x faster, and the extension stays
+     * portable.  Both clones do the same operations in the same order (no FMA), so
+     * results do not depend on the CPU. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
     #define MDL_CLONES __attribute__((target_clones("avx2", "default")))
     #else
     #define MDL_CLONES
     #endif
 
-    /* x = sigmoid(x) = 1 / (1 + exp(-x)) */
-    MDL_CLONES static void mdl_sigmoid_f32(float *restrict x, Py_ssize_t n)
-    {
-        for (Py_ssize_t j = 0; j < n; j++) x[j] = 1.0f / (1.0f + mdl_expf(-x[j]));
+    /* The forward rows: one fused loop over the hidden units, all four gates and the
+     * cell at once (the reference's formulas and operation order). */
+    #define MDL_LSTM_FORWARD_ROW(T, NAME, EXP, TANH)                                    \
+    MDL_CLONES static void NAME(                                                        \
+        T *restrict i, T *restrict f, T *restrict g, T *restrict o,                     \
+        const T *restrict c_prev, T *restrict c, T *restrict tanh_c, T *restrict h,     \
+        Py_ssize_t hidden)                                                              \
+    {                                                                                   \
+        for (Py_ssize_t j = 0; j < hidden; j++) {                                       \
+            T ij = 1 / (1 + EXP(-i[j]));                                                \
+            T fj = 1 / (1 + EXP(-f[j]));                                                \
+            T gj = 1 / (1 + EXP(-(2 * g[j]))) * 2 - 1;  /* tanh(a) = 2 sigma(2a) - 1 */ \
+            T oj = 1 / (1 + EXP(-o[j]));                                                \
+            T cj = fj * c_prev[j] + ij * gj;                                            \
+            T tc = TANH(cj);                                                            \
+            i[j] = ij;                                                                  \
+            f[j] = fj;                                                                  \
+            g[j] = gj;                                                                  \
+            o[j] = oj;                                                                  \
+            c[j] = cj;                                                                  \
+            tanh_c[j] = tc;                                                             \
+            h[j] = oj * tc;                                                             \
+        }                                                                               \
     }
-    MDL_CLONES static void mdl_sigmoid_f64(double *restrict x, Py_ssize_t n)
-    {
-        for (Py_ssize_t j = 0; j < n; j++) x[j] = 1.0 / (1.0 + mdl_exp(-x[j]));
-    }
+    MDL_LSTM_FORWARD_ROW(float, mdl_lstm_forward_row_f32, mdl_expf, mdl_tanhf)
+    MDL_LSTM_FORWARD_ROW(double, mdl_lstm_forward_row_f64, mdl_exp, mdl_tanh)
 
-    /* x = tanh(x) as 2 sigmoid(2x) - 1: the LSTM reference's formula for its g gate */
-    MDL_CLONES static void mdl_tanh_gate_f32(float *restrict x, Py_ssize_t n)
-    {
-        for (Py_ssize_t j = 0; j < n; j++)
-            x[j] = 1.0f / (1.0f + mdl_expf(-(2.0f * x[j]))) * 2.0f - 1.0f;
+    #define MDL_GRU_FORWARD_ROW(T, NAME, EXP, TANH)                                     \
+    MDL_CLONES static void NAME(                                                        \
+        const T *restrict xr, const T *restrict xz, const T *restrict xn,               \
+        const T *restrict hr, const T *restrict hz, const T *restrict hn_in,            \
+        const T *restrict h_prev, T *restrict r, T *restrict z, T *restrict n,          \
+        T *restrict hn, T *restrict h, Py_ssize_t hidden)                               \
+    {                                                                                   \
+        for (Py_ssize_t j = 0; j < hidden; j++) {                                       \
+            T rj = 1 / (1 + EXP(-(xr[j] + hr[j])));                                     \
+            T zj = 1 / (1 + EXP(-(xz[j] + hz[j])));                                     \
+            T hnj = hn_in[j];                                                           \
+            T nj = TANH(rj * hnj + xn[j]);  /* PyTorch's GRU: r (W_hn h + b_hn) */      \
+            r[j] = rj;                                                                  \
+            z[j] = zj;                                                                  \
+            n[j] = nj;                                                                  \
+            hn[j] = hnj;                                                                \
+            h[j] = (h_prev[j] - nj) * zj + nj;  /* (1 - z) n + z h_prev */              \
+        }                                                                               \
     }
-    MDL_CLONES static void mdl_tanh_gate_f64(double *restrict x, Py_ssize_t n)
-    {
-        for (Py_ssize_t j = 0; j < n; j++)
-            x[j] = 1.0 / (1.0 + mdl_exp(-(2.0 * x[j]))) * 2.0 - 1.0;
-    }
+    MDL_GRU_FORWARD_ROW(float, mdl_gru_forward_row_f32, mdl_expf, mdl_tanhf)
+    MDL_GRU_FORWARD_ROW(double, mdl_gru_forward_row_f64, mdl_exp, mdl_tanh)
 
-    /* x = tanh(x) */
-    MDL_CLONES static void mdl_tanh_f32(float *restrict x, Py_ssize_t n)
-    {
-        for (Py_ssize_t j = 0; j < n; j++) x[j] = mdl_tanhf(x[j]);
+    /* The backward rows: plain arithmetic, one fused loop each.  `restrict` tells the
+     * compiler that the output blocks do not overlap the inputs (true: the references'
+     * arrays are distinct), so it vectorises without runtime overlap checks; a macro
+     * writes the float and the double version from one body. */
+    #define MDL_LSTM_BACKWARD_ROW(T, NAME)                                              \
+    MDL_CLONES static void NAME(                                                        \
+        const T *restrict i, const T *restrict f, const T *restrict g,                  \
+        const T *restrict o, const T *restrict c_prev, const T *restrict tanh_c,        \
+        const T *restrict grad_h, T *restrict grad_c, T *restrict di, T *restrict df,   \
+        T *restrict dg, T *restrict d_o, Py_ssize_t hidden)                             \
+    {                                                                                   \
+        for (Py_ssize_t j = 0; j < hidden; j++) {                                       \
+            /* dL/do = dh tanh(c); dL/dc += dh o (1 - tanh^2 c) = o (dh - do tanh c) */ \
+            T grad_o = grad_h[j] * tanh_c[j];                                           \
+            T gc = grad_c[j] + (grad_h[j] - grad_o * tanh_c[j]) * o[j];                 \
+            /* through c = f c_prev + i g; sigma' = (1 - s) s, tanh' = (1 - t)(t + 1) */ \
+            di[j] = gc * g[j] * ((1 - i[j]) * i[j]);                                    \
+            df[j] = gc * c_prev[j] * ((1 - f[j]) * f[j]);                               \
+            dg[j] = gc * i[j] * ((1 - g[j]) * (g[j] + 1));                              \
+            d_o[j] = grad_o * ((1 - o[j]) * o[j]);                                      \
+            grad_c[j] = gc * f[j];  /* dL/dc_{t-1} */                                   \
+        }                                                                               \
     }
-    MDL_CLONES static void mdl_tanh_f64(double *restrict x, Py_ssize_t n)
-    {
-        for (Py_ssize_t j = 0; j < n; j++) x[j] = mdl_tanh(x[j]);
+    MDL_LSTM_BACKWARD_ROW(float, mdl_lstm_backward_row_f32)
+    MDL_LSTM_BACKWARD_ROW(double, mdl_lstm_backward_row_f64)
+
+    #define MDL_GRU_BACKWARD_ROW(T, NAME)                                               \
+    MDL_CLONES static void NAME(                                                        \
+        const T *restrict r, const T *restrict z, const T *restrict n,                  \
+        const T *restrict hn, const T *restrict h_prev, T *restrict grad_h,             \
+        T *restrict dr, T *restrict dz, T *restrict dn, T *restrict hdr,                \
+        T *restrict hdz, T *restrict hdn, Py_ssize_t hidden)                            \
+    {                                                                                   \
+        for (Py_ssize_t j = 0; j < hidden; j++) {                                       \
+            T gh = grad_h[j];                                                           \
+            /* n block: d/dn of n + z (h_prev - n) is 1 - z; tanh' = 1 - n^2 */         \
+            T grad_n = (gh - gh * z[j]) * (1 - n[j] * n[j]);                            \
+            /* z block: d/dz is h_prev - n; sigmoid' = z (1 - z) */                     \
+            T grad_z = (h_prev[j] - n[j]) * gh * (z[j] - z[j] * z[j]);                  \
+            /* r block: n's pre-activation holds r * hn */                              \
+            T grad_r = grad_n * hn[j] * (r[j] - r[j] * r[j]);                           \
+            dr[j] = grad_r;                                                             \
+            dz[j] = grad_z;                                                             \
+            dn[j] = grad_n;                                                             \
+            hdr[j] = grad_r;  /* r and z: the same for x_gates and h_gates */           \
+            hdz[j] = grad_z;                                                            \
+            hdn[j] = grad_n * r[j];                                                     \
+            grad_h[j] = gh * z[j];  /* the direct part of dL/dh_{t-1} */                \
+        }                                                                               \
     }
+    MDL_GRU_BACKWARD_ROW(float, mdl_gru_backward_row_f32)
+    MDL_GRU_BACKWARD_ROW(double, mdl_gru_backward_row_f64)
     """
-    void mdl_sigmoid_f32(float *x, Py_ssize_t n) noexcept nogil
-    void mdl_sigmoid_f64(double *x, Py_ssize_t n) noexcept nogil
-    void mdl_tanh_gate_f32(float *x, Py_ssize_t n) noexcept nogil
-    void mdl_tanh_gate_f64(double *x, Py_ssize_t n) noexcept nogil
-    void mdl_tanh_f32(float *x, Py_ssize_t n) noexcept nogil
-    void mdl_tanh_f64(double *x, Py_ssize_t n) noexcept nogil
-
-
-# ----------------------------------------------------------------------------- math
-
-
-cdef inline void _sigmoid(floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        mdl_sigmoid_f32(x, n)
-    else:
-        mdl_sigmoid_f64(x, n)
-
-
-cdef inline void _tanh_gate(floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        mdl_tanh_gate_f32(x, n)
-    else:
-        mdl_tanh_gate_f64(x, n)
-
-
-cdef inline void _tanh(floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        mdl_tanh_f32(x, n)
-    else:
-        mdl_tanh_f64(x, n)
+    void mdl_lstm_forward_row_f32(float *i, float *f, float *g, float *o,
+                                  const float *c_prev, float *c, float *tanh_c, float *h,
+                                  Py_ssize_t hidden) noexcept nogil
+    void mdl_lstm_forward_row_f64(double *i, double *f, double *g, double *o,
+                                  const double *c_prev, double *c, double *tanh_c, double *h,
+                                  Py_ssize_t hidden) noexcept nogil
+    void mdl_gru_forward_row_f32(const float *xr, const float *xz, const float *xn,
+                                 const float *hr, const float *hz, const float *hn_in,
+                                 const float *h_prev, float *r, float *z, float *n,
+                                 float *hn, float *h, Py_ssize_t hidden) noexcept nogil
+    void mdl_gru_forward_row_f64(const double *xr, const double *xz, const double *xn,
+                                 const double *hr, const double *hz, const double *hn_in,
+                                 const double *h_prev, double *r, double *z, double *n,
+                                 double *hn, double *h, Py_ssize_t hidden) noexcept nogil
+    void mdl_lstm_backward_row_f32(const float *i, const float *f, const float *g,
+                                   const float *o, const float *c_prev, const float *tanh_c,
+                                   const float *grad_h, float *grad_c, float *di, float *df,
+                                   float *dg, float *d_o, Py_ssize_t hidden) noexcept nogil
+    void mdl_lstm_backward_row_f64(const double *i, const double *f, const double *g,
+                                   const double *o, const double *c_prev,
+                                   const double *tanh_c, const double *grad_h,
+                                   double *grad_c, double *di, double *df, double *dg,
+                                   double *d_o, Py_ssize_t hidden) noexcept nogil
+    void mdl_gru_backward_row_f32(const float *r, const float *z, const float *n,
+                                  const float *hn, const float *h_prev, float *grad_h,
+                                  float *dr, float *dz, float *dn, float *hdr, float *hdz,
+                                  float *hdn, Py_ssize_t hidden) noexcept nogil
+    void mdl_gru_backward_row_f64(const double *r, const double *z, const double *n,
+                                  const double *hn, const double *h_prev, double *grad_h,
+                                  double *dr, double *dz, double *dn, double *hdr,
+                                  double *hdz, double *hdn, Py_ssize_t hidden) noexcept nogil
 
 
 # ----------------------------------------------------------------------------- LSTM
@@ -243,34 +315,20 @@ cdef void _lstm_forward(floating *gates, Py_ssize_t gates_stride,
                         floating *tanh_c_out, Py_ssize_t tanh_c_stride,
                         floating *h_out, Py_ssize_t h_stride,
                         Py_ssize_t rows, Py_ssize_t hidden) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef floating *i
-    cdef floating *f
-    cdef floating *g
-    cdef floating *o
-    cdef const floating *cp
-    cdef floating *c
-    cdef floating *tc
-    cdef floating *h
+    cdef Py_ssize_t b
+    cdef floating *a
     for b in range(rows):
-        i = gates + b * gates_stride
-        f = i + hidden
-        g = f + hidden
-        o = g + hidden
-        cp = c_prev + b * c_prev_stride
-        c = c_out + b * c_stride
-        tc = tanh_c_out + b * tanh_c_stride
-        h = h_out + b * h_stride
-        _sigmoid(i, 2 * hidden)  # i and f are adjacent
-        _tanh_gate(g, hidden)
-        _sigmoid(o, hidden)
-        for j in range(hidden):
-            c[j] = f[j] * cp[j] + i[j] * g[j]
-        for j in range(hidden):
-            tc[j] = c[j]
-        _tanh(tc, hidden)
-        for j in range(hidden):
-            h[j] = o[j] * tc[j]
+        a = gates + b * gates_stride  # [i, f, g, o]
+        if floating is float:
+            mdl_lstm_forward_row_f32(a, a + hidden, a + 2 * hidden, a + 3 * hidden,
+                                     c_prev + b * c_prev_stride, c_out + b * c_stride,
+                                     tanh_c_out + b * tanh_c_stride, h_out + b * h_stride,
+                                     hidden)
+        else:
+            mdl_lstm_forward_row_f64(a, a + hidden, a + 2 * hidden, a + 3 * hidden,
+                                     c_prev + b * c_prev_stride, c_out + b * c_stride,
+                                     tanh_c_out + b * tanh_c_stride, h_out + b * h_stride,
+                                     hidden)
 
 
 cdef void _lstm_backward(const floating *gates, Py_ssize_t gates_stride,
@@ -280,48 +338,22 @@ cdef void _lstm_backward(const floating *gates, Py_ssize_t gates_stride,
                          floating *grad_c, Py_ssize_t grad_c_stride,
                          floating *grad_gates, Py_ssize_t grad_gates_stride,
                          Py_ssize_t rows, Py_ssize_t hidden) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef const floating *i
-    cdef const floating *f
-    cdef const floating *g
-    cdef const floating *o
-    cdef const floating *cp
-    cdef const floating *tc
-    cdef const floating *gh
-    cdef floating *gc
-    cdef floating *di
-    cdef floating *df
-    cdef floating *dg
-    cdef floating *do
-    cdef floating grad_o
+    cdef Py_ssize_t b
+    cdef const floating *a
+    cdef floating *d
     for b in range(rows):
-        i = gates + b * gates_stride
-        f = i + hidden
-        g = f + hidden
-        o = g + hidden
-        cp = c_prev + b * c_prev_stride
-        tc = tanh_c + b * tanh_c_stride
-        gh = grad_h + b * grad_h_stride
-        gc = grad_c + b * grad_c_stride
-        di = grad_gates + b * grad_gates_stride
-        df = di + hidden
-        dg = df + hidden
-        do = dg + hidden
-        for j in range(hidden):
-            # dL/do = dh tanh(c); dL/dc += dh o (1 - tanh(c)^2) = o (dh - (dh tanh c) tanh c)
-            grad_o = gh[j] * tc[j]
-            gc[j] = gc[j] + (gh[j] - grad_o * tc[j]) * o[j]
-            do[j] = grad_o * ((1 - o[j]) * o[j])
-        # then through c = f c_prev + i g, and each activation: sigma' = (1 - s) s,
-        # tanh' = (1 - t)(t + 1)
-        for j in range(hidden):
-            di[j] = gc[j] * g[j] * ((1 - i[j]) * i[j])
-        for j in range(hidden):
-            df[j] = gc[j] * cp[j] * ((1 - f[j]) * f[j])
-        for j in range(hidden):
-            dg[j] = gc[j] * i[j] * ((1 - g[j]) * (g[j] + 1))
-        for j in range(hidden):
-            gc[j] = gc[j] * f[j]  # dL/dc_{t-1}
+        a = gates + b * gates_stride  # [i, f, g, o]
+        d = grad_gates + b * grad_gates_stride
+        if floating is float:
+            mdl_lstm_backward_row_f32(a, a + hidden, a + 2 * hidden, a + 3 * hidden,
+                                      c_prev + b * c_prev_stride, tanh_c + b * tanh_c_stride,
+                                      grad_h + b * grad_h_stride, grad_c + b * grad_c_stride,
+                                      d, d + hidden, d + 2 * hidden, d + 3 * hidden, hidden)
+        else:
+            mdl_lstm_backward_row_f64(a, a + hidden, a + 2 * hidden, a + 3 * hidden,
+                                      c_prev + b * c_prev_stride, tanh_c + b * tanh_c_stride,
+                                      grad_h + b * grad_h_stride, grad_c + b * grad_c_stride,
+                                      d, d + hidden, d + 2 * hidden, d + 3 * hidden, hidden)
 
 
 # ----------------------------------------------------------------------------- GRU
@@ -333,35 +365,26 @@ cdef void _gru_forward(const floating *x_gates, Py_ssize_t x_stride,
                        floating *gates_out, Py_ssize_t gates_stride,
                        floating *h_out, Py_ssize_t h_stride,
                        Py_ssize_t rows, Py_ssize_t hidden) noexcept nogil:
-    cdef Py_ssize_t b, j
+    cdef Py_ssize_t b
     cdef const floating *xg
     cdef const floating *hg
-    cdef const floating *hp
-    cdef floating *r
-    cdef floating *z
-    cdef floating *n
-    cdef floating *hn
-    cdef floating *h
+    cdef floating *out
     for b in range(rows):
-        xg = x_gates + b * x_stride
-        hg = h_gates + b * h_gates_stride
-        hp = h_prev + b * h_prev_stride
-        r = gates_out + b * gates_stride
-        z = r + hidden
-        n = z + hidden
-        hn = n + hidden
-        h = h_out + b * h_stride
-        for j in range(2 * hidden):  # r and z, adjacent
-            r[j] = xg[j] + hg[j]
-        _sigmoid(r, 2 * hidden)
-        for j in range(hidden):
-            hn[j] = hg[2 * hidden + j]
-        for j in range(hidden):
-            # NOTE: PyTorch's GRU: r multiplies W_hn h + b_hn
-            n[j] = r[j] * hn[j] + xg[2 * hidden + j]
-        _tanh(n, hidden)
-        for j in range(hidden):
-            h[j] = (hp[j] - n[j]) * z[j] + n[j]  # (1 - z) n + z h_prev
+        xg = x_gates + b * x_stride  # [r, z, n] of x W_ih + b_ih
+        hg = h_gates + b * h_gates_stride  # [r, z, n] of h W_hh + b_hh
+        out = gates_out + b * gates_stride  # [r, z, n, hn]
+        if floating is float:
+            mdl_gru_forward_row_f32(xg, xg + hidden, xg + 2 * hidden,
+                                    hg, hg + hidden, hg + 2 * hidden,
+                                    h_prev + b * h_prev_stride,
+                                    out, out + hidden, out + 2 * hidden, out + 3 * hidden,
+                                    h_out + b * h_stride, hidden)
+        else:
+            mdl_gru_forward_row_f64(xg, xg + hidden, xg + 2 * hidden,
+                                    hg, hg + hidden, hg + 2 * hidden,
+                                    h_prev + b * h_prev_stride,
+                                    out, out + hidden, out + 2 * hidden, out + 3 * hidden,
+                                    h_out + b * h_stride, hidden)
 
 
 cdef void _gru_backward(const floating *gates, Py_ssize_t gates_stride,
@@ -370,45 +393,24 @@ cdef void _gru_backward(const floating *gates, Py_ssize_t gates_stride,
                         floating *grad_x, Py_ssize_t grad_x_stride,
                         floating *grad_hg, Py_ssize_t grad_hg_stride,
                         Py_ssize_t rows, Py_ssize_t hidden) noexcept nogil:
-    cdef Py_ssize_t b, j
-    cdef const floating *r
-    cdef const floating *z
-    cdef const floating *n
-    cdef const floating *hn
-    cdef const floating *hp
-    cdef floating *gh
-    cdef floating *dr
-    cdef floating *dz
-    cdef floating *dn
-    cdef floating *hdr
-    cdef floating *hdn
+    cdef Py_ssize_t b
+    cdef const floating *a
+    cdef floating *dx
+    cdef floating *dh
     for b in range(rows):
-        r = gates + b * gates_stride
-        z = r + hidden
-        n = z + hidden
-        hn = n + hidden
-        hp = h_prev + b * h_prev_stride
-        gh = grad_h + b * grad_h_stride
-        dr = grad_x + b * grad_x_stride
-        dz = dr + hidden
-        dn = dz + hidden
-        hdr = grad_hg + b * grad_hg_stride
-        hdn = hdr + 2 * hidden
-        for j in range(hidden):
-            # n block: d/dn of n + z (h_prev - n) is 1 - z; tanh' = 1 - n^2
-            dn[j] = (gh[j] - gh[j] * z[j]) * (1 - n[j] * n[j])
-        for j in range(hidden):
-            # z block: d/dz is h_prev - n; sigmoid' = z (1 - z)
-            dz[j] = (hp[j] - n[j]) * gh[j] * (z[j] - z[j] * z[j])
-        for j in range(hidden):
-            # r block: n's pre-activation holds r * hn
-            dr[j] = dn[j] * hn[j] * (r[j] - r[j] * r[j])
-        for j in range(2 * hidden):
-            hdr[j] = dr[j]  # r and z blocks: the same for x_gates and h_gates
-        for j in range(hidden):
-            hdn[j] = dn[j] * r[j]
-        for j in range(hidden):
-            gh[j] = gh[j] * z[j]  # the direct part of dL/dh_{t-1}
+        a = gates + b * gates_stride  # [r, z, n, hn]
+        dx = grad_x + b * grad_x_stride
+        dh = grad_hg + b * grad_hg_stride
+        if floating is float:
+            mdl_gru_backward_row_f32(a, a + hidden, a + 2 * hidden, a + 3 * hidden,
+                                     h_prev + b * h_prev_stride, grad_h + b * grad_h_stride,
+                                     dx, dx + hidden, dx + 2 * hidden,
+                                     dh, dh + hidden, dh + 2 * hidden, hidden)
+        else:
+            mdl_gru_backward_row_f64(a, a + hidden, a + 2 * hidden, a + 3 * hidden,
+                                     h_prev + b * h_prev_stride, grad_h + b * grad_h_stride,
+                                     dx, dx + hidden, dx + 2 * hidden,
+                                     dh, dh + hidden, dh + 2 * hidden, hidden)
 
 
 # ----------------------------------------------------------------------------- checks

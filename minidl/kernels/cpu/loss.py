@@ -76,8 +76,11 @@ def softmax_cross_entropy_backward(grad_loss, logp, target, weight, ignore_index
         return _reference("softmax_cross_entropy_backward")(grad_loss, logp, target, weight,
                                                             ignore_index, label_smoothing)
     logp = np.ascontiguousarray(logp)
-    # a broadcast (stride-0) view is fine; only the dtype and shape must match
-    grad_loss = np.broadcast_to(np.asarray(grad_loss, dtype=logp.dtype), logp.shape[:1])
+    # any strides will do (the "mean" reduction passes a stride-0 broadcast view); only
+    # the dtype and shape must match
+    if not (isinstance(grad_loss, np.ndarray) and grad_loss.dtype == logp.dtype
+            and grad_loss.shape == logp.shape[:1]):
+        grad_loss = np.broadcast_to(np.asarray(grad_loss, dtype=logp.dtype), logp.shape[:1])
     if weight is not None:
         weight = np.ascontiguousarray(weight)
         weight_sum = float(weight.sum())

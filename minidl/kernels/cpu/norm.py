@@ -24,6 +24,12 @@ from minidl.kernels.cpu import _norm
 __all__ = ["batch_norm_forward", "batch_norm_backward"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+#: below this many values one thread is faster than waking a second one
+_PARALLEL_MIN = 1 << 15
+
+
+def _threads(size):
+    return backend.get_num_threads() if size >= _PARALLEL_MIN else 1
 
 
 def _reference(name):
@@ -61,8 +67,7 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, training, mom
     mean = np.empty(channels)
     invstd = np.empty(channels)
     _norm.batch_norm_forward(x, weight, bias, running_mean, running_var, bool(training),
-                             float(momentum), float(eps), out, mean, invstd,
-                             backend.get_num_threads())
+                             float(momentum), float(eps), out, mean, invstd, _threads(x.size))
     return out, mean, invstd
 
 
@@ -86,7 +91,7 @@ def batch_norm_backward(grad_out, x, weight, save_mean, save_invstd, training, o
     if need_input or need_stats:
         _norm.batch_norm_backward(grad_out, x, weight, save_mean, save_invstd, bool(training),
                                   grad_input, grad_weight, grad_bias, need_stats,
-                                  backend.get_num_threads())
+                                  _threads(x.size))
     return (grad_input, grad_weight if need_weight else None,
             grad_bias if need_bias else None)
 

@@ -5,7 +5,8 @@ NumPy references in :mod:`minidl.ops.normalization`, and run the same per-channe
 algorithm as the C kernels (``minidl/kernels/cpu/_norm.pyx``, whose docstring explains
 it): channels shared among threads (``numba.prange``), one pass for the float64
 statistics (sums shifted by the channel's first value), one pass that writes the output
-with the reference's expression in the data's dtype.
+with the reference's expression in the data's dtype.  ``(N, C)`` inputs (``L = 1``), where
+a channel is a column, walk the rows instead, each thread over a block of columns.
 
 The two reductions are compiled with ``fastmath={"reassoc"}`` and nothing else: it lets
 LLVM add in several vector lanes (a different order of the same float64 additions),
@@ -149,6 +150,114 @@ def _backward(dy, x, shape, weight, has_weight, save_mean, save_invstd, training
                 ) * gain
 
 
+@numba.njit(parallel=True, cache=True, fastmath=False, error_model="numpy")
+def _forward_columns(x, weight, bias, running_mean, running_var, has_weight, has_bias,
+                     has_running, training, momentum, eps, out, mean_out, invstd_out, blocks):
+    # (N, C) inputs (L = 1): a channel is a column, so each thread walks the rows over its
+    # own block of columns with per-column accumulators (see the C kernels)
+    batch, channels = x.shape
+    t = x.dtype.type
+    count = np.float64(batch)
+    for block in numba.prange(blocks):
+        c0 = block * channels // blocks
+        c1 = (block + 1) * channels // blocks
+        width = c1 - c0
+        s1 = np.zeros(width)
+        s2 = np.zeros(width)
+        centre = np.empty(width, x.dtype)
+        scale = np.empty(width, x.dtype)
+        offset = np.empty(width, x.dtype)
+        if training:
+            first = x[0, c0:c1]
+            for n in range(batch):
+                row = x[n, c0:c1]
+                for k in range(numba.uint64(width)):
+                    d = np.float64(row[k]) - np.float64(first[k])
+                    s1[k] += d
+                    s2[k] += d * d
+        for k in range(width):
+            c = c0 + k
+            if training:
+                shift = np.float64(x[0, c])
+                mean = shift + s1[k] / count
+                var = max(s2[k] / count - (s1[k] / count) * (s1[k] / count), 0.0)
+                invstd = 1.0 / math.sqrt(var + eps)
+                if has_running:
+                    unbiased = var * (count / (count - 1)) if count > 1 else var
+                    running_mean[c] = t(t(t(1.0 - momentum) * running_mean[c])
+                                        + momentum * mean)
+                    running_var[c] = t(t(t(1.0 - momentum) * running_var[c])
+                                       + momentum * unbiased)
+            else:
+                mean = np.float64(running_mean[c])
+                invstd = 1.0 / math.sqrt(np.float64(running_var[c]) + eps)
+            mean_out[c] = mean
+            invstd_out[c] = invstd
+            centre[k] = t(mean)
+            residual = mean - np.float64(centre[k])
+            sc = invstd * weight[c] if has_weight else invstd
+            scale[k] = t(sc)
+            offset[k] = t(bias[c] - residual * sc if has_bias else -residual * sc)
+        for n in range(batch):
+            row = x[n, c0:c1]
+            orow = out[n, c0:c1]
+            for k in range(numba.uint64(width)):
+                orow[k] = (row[k] - centre[k]) * scale[k] + offset[k]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=False, error_model="numpy")
+def _backward_columns(dy, x, weight, has_weight, save_mean, save_invstd, training,
+                      need_input, need_stats, grad_input, grad_weight, grad_bias, blocks):
+    batch, channels = x.shape
+    t = x.dtype.type
+    count = np.float64(batch)
+    for block in numba.prange(blocks):
+        c0 = block * channels // blocks
+        c1 = (block + 1) * channels // blocks
+        width = c1 - c0
+        centre = np.empty(width, x.dtype)
+        proj = np.empty(width, x.dtype)
+        shift = np.empty(width, x.dtype)
+        gain = np.empty(width, x.dtype)
+        sum_dy = np.zeros(width)
+        dot = np.zeros(width)
+        for k in range(width):
+            centre[k] = t(save_mean[c0 + k])
+        if need_stats:
+            for n in range(batch):
+                row = x[n, c0:c1]
+                dyrow = dy[n, c0:c1]
+                for k in range(numba.uint64(width)):
+                    g = np.float64(dyrow[k])
+                    sum_dy[k] += g
+                    dot[k] += g * (np.float64(row[k]) - np.float64(centre[k]))
+        for k in range(width):
+            c = c0 + k
+            invstd = save_invstd[c]
+            residual = save_mean[c] - np.float64(centre[k])
+            gamma = np.float64(weight[c]) if has_weight else 1.0
+            if need_stats:
+                d = dot[k] - residual * sum_dy[k]  # sum(dy (x - mean))
+                grad_bias[c] = sum_dy[k]
+                grad_weight[c] = d * invstd
+                p = d * invstd * invstd / count
+                proj[k] = t(p)
+                shift[k] = t(sum_dy[k] / count - residual * p)
+            gain[k] = t(gamma * invstd)
+        if not need_input:
+            continue
+        for n in range(batch):
+            row = x[n, c0:c1]
+            dyrow = dy[n, c0:c1]
+            grow = grad_input[n, c0:c1]
+            if training:
+                for k in range(numba.uint64(width)):
+                    grow[k] = ((dyrow[k] - (row[k] - centre[k]) * proj[k]) - shift[k]) * gain[k]
+            else:
+                for k in range(numba.uint64(width)):
+                    grow[k] = dyrow[k] * gain[k]
+
+
 def _reference(name):
     import minidl.ops.normalization  # noqa: F401 - registers the references
 
@@ -175,8 +284,17 @@ def _or_empty(v, dtype):
     return np.empty(0, dtype=dtype) if v is None else v
 
 
-def _set_threads():
-    numba.set_num_threads(min(backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+#: below this many values one thread is faster than waking a second one
+_PARALLEL_MIN = 1 << 15
+
+
+def _set_threads(size):
+    """Set (and return) Numba's thread count for a problem of ``size`` values."""
+    threads = 1
+    if size >= _PARALLEL_MIN:
+        threads = min(backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(threads)
+    return threads
 
 
 def batch_norm_forward(x, weight, bias, running_mean, running_var, training, momentum, eps):
@@ -193,7 +311,14 @@ def batch_norm_forward(x, weight, bias, running_mean, running_var, training, mom
     out = np.empty_like(x)
     mean = np.empty(x.shape[1])
     invstd = np.empty(x.shape[1])
-    _set_threads()
+    threads = _set_threads(x.size)
+    if x.shape[2] == 1:
+        _forward_columns(x[:, :, 0], _or_empty(weight, dtype), _or_empty(bias, dtype),
+                         _or_empty(running_mean, dtype), _or_empty(running_var, dtype),
+                         weight is not None, bias is not None, has_running, bool(training),
+                         float(momentum), float(eps), out[:, :, 0], mean, invstd,
+                         min(threads, x.shape[1]))
+        return out, mean, invstd
     _forward(x.reshape(-1), x.shape, _or_empty(weight, dtype), _or_empty(bias, dtype),
              _or_empty(running_mean, dtype), _or_empty(running_var, dtype),
              weight is not None, bias is not None, has_running, bool(training),
@@ -217,8 +342,16 @@ def batch_norm_backward(grad_out, x, weight, save_mean, save_invstd, training, o
     grad_input = np.empty_like(x) if need_input else None
     grad_weight = np.empty(channels)
     grad_bias = np.empty(channels)
-    if need_input or need_stats:
-        _set_threads()
+    if not (need_input or need_stats):
+        return None, None, None
+    threads = _set_threads(x.size)
+    if x.shape[2] == 1:
+        _backward_columns(grad_out[:, :, 0], x[:, :, 0], _or_empty(weight, x.dtype),
+                          weight is not None, save_mean, save_invstd, bool(training),
+                          bool(need_input), bool(need_stats),
+                          (grad_input if need_input else np.empty_like(x))[:, :, 0],
+                          grad_weight, grad_bias, min(threads, channels))
+    else:
         _backward(grad_out.reshape(-1), x.reshape(-1), x.shape, _or_empty(weight, x.dtype),
                   weight is not None, save_mean, save_invstd, bool(training), bool(need_input),
                   bool(need_stats),
