@@ -306,17 +306,19 @@ def time_interleaved(runners, steps, warmup, block=5, warmin_s=0.25, budget_s=No
                             break  # a very slow runner: one warm step is enough
                         fn()
                         k += 1
+                    first_block = not samples[name]
                     for _ in range(min(block, target[name] - len(samples[name]))):
                         t0 = time.perf_counter()
                         fn()
                         samples[name].append(time.perf_counter() - t0)
-                        if budget_s and len(samples[name]) == 1:
-                            affordable = int(budget_s / max(samples[name][0], 1e-9))
-                            if affordable < steps:
-                                target[name] = max(min_steps, affordable)
-                                log(f"    {name}: {samples[name][0] * 1e3:.0f} ms a step; "
-                                    f"timing {target[name]} steps instead of {steps} "
-                                    "(--runner-budget-s)")
+                    if budget_s and first_block:
+                        # decided on the first block's median, not on one (noisy) step
+                        per_step = float(np.median(samples[name]))
+                        affordable = int(budget_s / max(per_step, 1e-9))
+                        if affordable < steps:
+                            target[name] = max(min_steps, affordable, len(samples[name]))
+                            log(f"    {name}: {per_step * 1e3:.0f} ms a step; timing "
+                                f"{target[name]} steps instead of {steps} (--runner-budget-s)")
             except Exception as err:  # a broken kernel must not stop the whole bench
                 errors[name] = f"{type(err).__name__}: {err}"
                 log(f"    {name}: ERROR {errors[name]}")
