@@ -180,13 +180,15 @@ def set_num_threads(n: int):
 def get_num_threads() -> int:
     """Threads for compiled kernels: ``set_num_threads``, else ``MINIDL_NUM_THREADS``,
     else ``OMP_NUM_THREADS``, else the number of CPUs."""
-    if _num_threads is not None:
-        return _num_threads
-    for var in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
+    global _num_threads
+    if _num_threads is None:  # decided once: kernels ask on every call, so keep it cheap
+        _num_threads = os.cpu_count() or 1
+        for var in ("MINIDL_NUM_THREADS", "OMP_NUM_THREADS"):
+            value = os.environ.get(var, "")
+            if value.isdigit() and int(value) > 0:
+                _num_threads = int(value)
+                break
+    return _num_threads
 
 
 def info() -> dict:
