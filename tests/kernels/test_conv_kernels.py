@@ -45,7 +45,7 @@ def geometry(draw, nd):
     kernel = tuple(draw(st.integers(1, 4)) for _ in range(nd))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     dilation = tuple(draw(st.integers(1, 3)) for _ in range(nd))
-    padding = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(nd))
+    padding = tuple((draw(st.integers(0, 5)), draw(st.integers(0, 5))) for _ in range(nd))
     spatial = []
     for k, d, (before, after) in zip(kernel, dilation, padding):
         reach = d * (k - 1) + 1
@@ -125,6 +125,26 @@ def test_col2im_into_a_larger_image_leaves_unread_positions_zero(backend_name):
                                                             ((0, 0), (0, 0)), (1, 1)))
     assert not image[0, 0, 8].any() and not image[0, 0, :, 8].any()
     assert image[0, 0, 7, 7] == 1
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize(
+    "shape, kernel, padding",
+    [
+        # the top/left padding is longer than the output: kernel offset 0 reads no row
+        ((2, 2, 1, 1), (4, 4), ((3, 0), (3, 0))),
+        ((2, 2, 2, 3), (4, 2), ((3, 0), (0, 4))),
+        ((1, 3, 1, 2), (1, 1), ((5, 5), (6, 0))),
+    ],
+)
+def test_paddings_longer_than_the_output(backend_name, shape, kernel, padding):
+    im2col, col2im = _kernel("im2col2d", backend_name), _kernel("col2im2d", backend_name)
+    x = np.random.default_rng(0).standard_normal(shape)
+    args = (kernel, (1, 1), padding, (1, 1))
+    cols = im2col(x, *args)
+    np.testing.assert_array_equal(cols, reference.im2col2d(x, *args))
+    np.testing.assert_array_equal(col2im(cols, shape, *args),
+                                  reference.col2im2d(cols, shape, *args))
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)

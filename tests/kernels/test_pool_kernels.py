@@ -117,6 +117,25 @@ def test_max_pool_forward_and_backward_match_the_reference(backend_name, dtype, 
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_padding_longer_than_the_output(backend_name, dilation):
+    # kernel 4, padding 2, width 3: the dilated window covers the whole padded row, so
+    # the first window wholly inside the input would be past the last output
+    width = 3 if dilation == 2 else 1
+    output = (width + 4 - dilation * 3 - 1) // 1 + 1
+    x = np.arange(2.0 * width).reshape(1, 2, width) - 3
+    params = ((4,), (1,), (2,), (dilation,), (output,))
+    out, indices = _kernel("max_pool1d_forward", backend_name)(x, *params, True)
+    want_out, want_indices = reference.max_pool1d_forward(x, *params, True)
+    np.testing.assert_array_equal(out, want_out)
+    np.testing.assert_array_equal(indices, want_indices)
+    if dilation == 1:
+        average = _kernel("avg_pool1d_forward", backend_name)
+        args = ((4,), (1,), (2,), (output,), 4.0)
+        np.testing.assert_array_equal(average(x, *args), reference.avg_pool1d_forward(x, *args))
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
 def test_max_pool_backward_rejects_indices_outside_the_input(backend_name):
     backward = _kernel("max_pool1d_backward", backend_name)
     with pytest.raises(IndexError, match="max_pool1d_backward: 1 indices lie outside"):

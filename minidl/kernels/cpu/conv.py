@@ -25,8 +25,9 @@ from minidl.ops import conv as reference
 __all__ = ["im2col1d", "col2im1d", "im2col2d", "col2im2d"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-# below this many elements one thread is faster than waking a second one
-_PARALLEL_MIN = 1 << 15
+# below this many elements (~0.2 ms of copying) one thread is faster than waking a
+# second one (measured with OMP_WAIT_POLICY=PASSIVE, where a wake-up costs ~0.05 ms)
+_PARALLEL_MIN = 1 << 20
 # elements per scheduling chunk: large enough that taking a chunk costs nothing, small
 # enough that the other thread can take over the rest when one is descheduled (on a busy
 # 2-core machine a static split waits for the slowest thread: measured 2-20x slower)
@@ -61,9 +62,14 @@ def _im2col(x, kernel_size, stride, padding, dilation):
     if out_h <= 0 or out_w <= 0:
         return None
     cols = np.empty((c * kh * kw, n, out_h, out_w), dtype=x.dtype)
-    threads, chunk = _schedule(cols.shape[0] * n, out_h * out_w)
+    threads, per_task = _schedule(cols.shape[0] * n, out_h * out_w)
+    if threads > 1:
+        # tasks are blocks of samples within a row of cols: at least 8 tasks per thread
+        per_task = max(1, min(n, per_task, -(-cols.shape[0] * n // (8 * threads))))
+    else:
+        per_task = n
     _conv.im2col2d(np.ascontiguousarray(x), cols, kh, kw, sh, sw, top, left, dh, dw,
-                   threads, chunk)
+                   threads, per_task)
     return cols
 
 

@@ -4,8 +4,9 @@ Same signatures, layouts and results as the NumPy references in :mod:`minidl.ops
 (``im2col1d``, ``col2im1d``, ``im2col2d``, ``col2im2d``), and the same loops as the C
 kernels (``minidl/kernels/cpu/_conv.pyx``, whose docstring explains them):
 
-- ``im2col``: one parallel task per column plane ``(row, n)``, written in memory order:
-  zeros where the receptive field lies in the padding, a strided copy elsewhere;
+- ``im2col``: one parallel task per block of consecutive column planes ``(row, n)``
+  (one kernel offset, consecutive samples), written in memory order: zeros where the
+  receptive field lies in the padding, a strided copy elsewhere;
 - ``col2im``: one parallel task per image plane ``x[n, c]``, which the task owns: it is
   zeroed, then the ``kH kW`` shifted column planes are added in the reference's order
   (so the results are bit for bit the reference's).
@@ -26,8 +27,8 @@ from minidl.ops import conv as reference
 __all__ = ["im2col1d", "col2im1d", "im2col2d", "col2im2d"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-# below this many elements one thread is faster than waking a second one
-_PARALLEL_MIN = 1 << 15
+# below this many elements (~0.2 ms of copying) one thread is faster than waking a second
+_PARALLEL_MIN = 1 << 20
 # elements per dynamic scheduling chunk (see minidl.kernels.cpu.conv)
 _CHUNK = 1 << 14
 
@@ -42,9 +43,15 @@ def _ceil_div(a, b):
 def _valid_range(offset, size, stride, count):
     """Output positions ``o`` in ``[first, last)`` read ``o * stride + offset`` inside
     ``[0, size)``."""
-    first = max(_ceil_div(-offset, stride), 0)
-    last = min(_ceil_div(size - offset, stride), count)
-    return first, max(first, last)
+    if stride == 1:  # the usual case, without integer divisions
+        first = -offset
+        last = size - offset
+    else:
+        first = _ceil_div(-offset, stride)
+        last = _ceil_div(size - offset, stride)
+    # clipped to [0, count]: a padding longer than the output leaves no valid position
+    first = min(max(first, 0), count)
+    return first, max(first, min(last, count))
 
 
 @numba.njit(cache=True, inline="always")
@@ -58,16 +65,18 @@ def _fill_zero(a, start, count):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
-def _im2col2d(x, cols, shape, kh, kw, sh, sw, top, left, dh, dw):
+def _im2col2d(x, cols, shape, kh, kw, sh, sw, top, left, dh, dw, per_task):
     # flat arrays and explicit offsets: a sliced view per row costs Numba a reference
-    # count update, several times slower than this on the small W1 planes
+    # count update, several times slower than this on the small W1 planes.  A task is
+    # a block of `per_task` consecutive samples of one row of cols (as in the C kernel)
     batch, channels, height, width, out_h, out_w = shape
     taps = kh * kw
     plane = out_h * out_w
     step = numba.uint64(sw)
-    for task in numba.prange(channels * taps * batch):
-        row = task // batch
-        n = task - row * batch
+    blocks = (batch + per_task - 1) // per_task
+    for task in numba.prange(channels * taps * blocks):
+        row = task // blocks
+        first = (task - row * blocks) * per_task
         c = row // taps
         i = (row - c * taps) // kw
         j = row - c * taps - i * kw
@@ -75,23 +84,24 @@ def _im2col2d(x, cols, shape, kh, kw, sh, sw, top, left, dh, dw):
         col_offset = j * dw - left
         h0, h1 = _valid_range(row_offset, height, sh, out_h)
         v0, v1 = _valid_range(col_offset, width, sw, out_w)
-        start = task * plane
-        _fill_zero(cols, start, h0 * out_w)
-        for h in range(h0, h1):
-            dst = start + h * out_w
-            _fill_zero(cols, dst, v0)
-            # first element read: x[n, c, h sh + row_offset, v0 sw + col_offset] >= 0
-            src = numba.uint64((n * channels + c) * height * width
-                               + (h * sh + row_offset) * width + v0 * sw + col_offset)
-            out = numba.uint64(dst + v0)
-            if sw == 1:  # a unit-stride copy, vectorised
-                for k in range(numba.uint64(v1 - v0)):
-                    cols[out + k] = x[src + k]
-            else:
-                for k in range(numba.uint64(v1 - v0)):
-                    cols[out + k] = x[src + k * step]
-            _fill_zero(cols, dst + v1, out_w - v1)
-        _fill_zero(cols, start + h1 * out_w, (out_h - h1) * out_w)
+        for n in range(first, min(first + per_task, batch)):
+            start = (row * batch + n) * plane
+            _fill_zero(cols, start, h0 * out_w)
+            for h in range(h0, h1):
+                dst = start + h * out_w
+                _fill_zero(cols, dst, v0)
+                # first element read: x[n, c, h sh + row_offset, v0 sw + col_offset] >= 0
+                src = numba.uint64((n * channels + c) * height * width
+                                   + (h * sh + row_offset) * width + v0 * sw + col_offset)
+                out = numba.uint64(dst + v0)
+                if sw == 1:  # a unit-stride copy, vectorised
+                    for k in range(numba.uint64(v1 - v0)):
+                        cols[out + k] = x[src + k]
+                else:
+                    for k in range(numba.uint64(v1 - v0)):
+                        cols[out + k] = x[src + k * step]
+                _fill_zero(cols, dst + v1, out_w - v1)
+            _fill_zero(cols, start + h1 * out_w, (out_h - h1) * out_w)
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
@@ -151,9 +161,15 @@ def _im2col(x, kernel_size, stride, padding, dilation):
     if out_h <= 0 or out_w <= 0:
         return None
     cols = np.empty((c * kh * kw, n, out_h, out_w), dtype=x.dtype)
-    _run(_im2col2d, cols.shape[0] * n, out_h * out_w, np.ascontiguousarray(x).reshape(-1),
-         cols.reshape(-1), (n, c, height, width, out_h, out_w), kh, kw, sh, sw, top, left,
-         dh, dw)
+    rows, plane = cols.shape[0], out_h * out_w
+    threads = min(backend.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    per_task = n
+    if threads > 1 and rows * n * plane >= _PARALLEL_MIN:
+        # blocks of samples within a row of cols: at least 8 tasks per thread
+        per_task = max(1, min(n, -(-_CHUNK // plane), -(-rows * n // (8 * threads))))
+    _run(_im2col2d, rows * -(-n // per_task), per_task * plane,
+         np.ascontiguousarray(x).reshape(-1), cols.reshape(-1),
+         (n, c, height, width, out_h, out_w), kh, kw, sh, sw, top, left, dh, dw, per_task)
     return cols
 
 
