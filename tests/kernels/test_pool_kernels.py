@@ -180,25 +180,6 @@ def test_avg_pool_forward_and_backward_match_the_reference(backend_name, dtype, 
     np.testing.assert_allclose(grad_in, want, **_tolerance(dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("backend_name", BACKENDS)
-@given(rows=st.integers(0, 5), size=st.integers(1, 40), special=st.booleans(),
-       seed=st.integers(0, 2**16))
-def test_global_max_pool_matches_the_reference(backend_name, dtype, rows, size, special,
-                                               seed):
-    forward = _kernel("global_max_pool_forward", backend_name)
-    backward = _kernel("global_max_pool_backward", backend_name)
-    rng = np.random.default_rng(seed)
-    x = _values(rng, (rows, size), dtype, special)
-    out, argmax = forward(x)
-    want_out, want_argmax = reference.global_max_pool_forward(x)
-    np.testing.assert_array_equal(out, want_out)
-    np.testing.assert_array_equal(argmax, want_argmax)  # first maximum, first NaN
-    grad = rng.standard_normal(rows).astype(dtype)
-    np.testing.assert_array_equal(backward(grad, argmax, size),
-                                  reference.global_max_pool_backward(grad, want_argmax, size))
-
-
 @pytest.fixture
 def restore_backend():
     previous = backend.get_backend()
@@ -226,7 +207,6 @@ POOL_CASES = [
                                     count_include_pad=False), "avg_pool1d_forward"),
     (F.avg_pool2d, (2, 3, 9, 8), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
      "avg_pool2d_forward"),
-    (F.global_max_pool1d, (2, 3, 17), dict(), "global_max_pool_forward"),
 ]
 
 

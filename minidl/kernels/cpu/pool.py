@@ -1,8 +1,9 @@
 """Compiled (C, OpenMP) pooling kernels, registered as the ``"cpu"`` backend.
 
 Same signatures and results as the NumPy references in :mod:`minidl.ops.pool`:
-``max_pool1d/2d_forward/backward``, ``avg_pool1d/2d_forward/backward`` and
-``global_max_pool_forward/backward``; the loops are in ``_pool.pyx``.
+``max_pool1d/2d_forward/backward`` and ``avg_pool1d/2d_forward/backward``; the loops
+are in ``_pool.pyx``.  (Global max pooling keeps the reference: NumPy's vectorised
+``argmax`` beat a compiled loop, 0.21 vs 0.43 ms on W2's (4096, 62) rows.)
 
 The C loops work on a stack of planes ``(R, H, W)``: these wrappers flatten the leading
 dimensions of the input into ``R``, run 1-D pooling as 2-D pooling over planes of height
@@ -33,8 +34,6 @@ __all__ = [
     "avg_pool2d_forward",
     "avg_pool1d_backward",
     "avg_pool2d_backward",
-    "global_max_pool_forward",
-    "global_max_pool_backward",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -192,35 +191,6 @@ def avg_pool1d_backward(grad_out, input_shape, kernel_size, stride, padding, div
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding, divisor):
     """:func:`minidl.ops.pool.avg_pool2d_backward` in C."""
     return _avg_backward(2, grad_out, input_shape, kernel_size, stride, padding, divisor)
-
-
-def global_max_pool_forward(x):
-    """:func:`minidl.ops.pool.global_max_pool_forward` in C: row maxima and argmax."""
-    if not _usable(x):
-        return reference.global_max_pool_forward(x)
-    rows = np.ascontiguousarray(x)
-    out = np.empty(rows.shape[0], dtype=x.dtype)
-    argmax = np.empty(rows.shape[0], dtype=np.int64)
-    threads, chunk = _schedule(*rows.shape)
-    _pool.global_max_pool_forward(rows, out, argmax, threads, chunk)
-    return out, argmax
-
-
-def global_max_pool_backward(grad_out, argmax, row_size):
-    """:func:`minidl.ops.pool.global_max_pool_backward` in C."""
-    if not _usable(grad_out) or row_size == 0:
-        return reference.global_max_pool_backward(grad_out, argmax, row_size)
-    grad_in = np.empty((grad_out.shape[0], row_size), dtype=grad_out.dtype)
-    threads, chunk = _schedule(grad_out.shape[0], row_size)
-    bad = _pool.global_max_pool_backward(np.ascontiguousarray(grad_out),
-                                         np.ascontiguousarray(argmax, dtype=np.int64),
-                                         grad_in, threads, chunk)
-    if bad:
-        raise IndexError(
-            f"global_max_pool_backward: {bad} argmax positions lie outside rows of "
-            f"size {row_size}"
-        )
-    return grad_in
 
 
 for _name in __all__:
