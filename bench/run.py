@@ -156,7 +156,7 @@ def machine_info(torch):
                      ("numpy", "torch", "numba", "Cython", "threadpoolctl", "minidl")},
         "git_commit": _git_commit(),
         "env": {k: os.environ.get(k) for k in (
-            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY",
             "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "MINIDL_BACKEND", "MINIDL_NUM_THREADS",
             "NUMBA_NUM_THREADS", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
             "MALLOC_TRIM_THRESHOLD_")},

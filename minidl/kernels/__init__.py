@@ -10,6 +10,7 @@ installed) is skipped and the reason kept for :func:`minidl.backend.info`.
 from __future__ import annotations
 
 import importlib
+import os
 
 __all__ = ["FAMILIES", "BACKENDS", "load", "status"]
 
@@ -28,6 +29,12 @@ def load():
     if _loaded:
         return
     _loaded = True
+    # NOTE: libgomp's default wait policy keeps OpenMP workers spinning after each parallel
+    # region; on a small machine they then take the cores from OpenBLAS's threads in the
+    # next matrix multiply, and a compiled kernel that is 3x faster alone makes the whole
+    # step slower. libgomp reads the policy once, when it is loaded (by these imports,
+    # unless something loaded it before), so set it here; a user's own choice is kept.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     for backend_name in BACKENDS:
         for family in FAMILIES:
             module = f"minidl.kernels.{backend_name}.{family}"
