@@ -338,6 +338,29 @@ def _bias_shape(channels, nd):
 # ============================================================================ Functions
 
 
+# Column matrices larger than this are built a slice of the batch at a time.
+#
+# NOTE: ``cols`` repeats every input element ``prod(kernel)`` times: 90 MB for W2's
+# Conv1d(128, 128, 11) on (64, 128, 250), 11x its input.  glibc serves blocks above its
+# mmap threshold (at most 32 MiB) straight from the OS and unmaps them on free, so a
+# block that large is page-faulted in again on every step, and keeping it for backward
+# holds it through the whole step.  Above this size the forward builds the columns for a
+# slice of the batch, multiplies, and reuses the (heap-recycled) block for the next slice;
+# backward rebuilds each slice from the input, which the graph holds anyway.  Below it,
+# one GEMM over the whole batch is faster (measured on 2 threads: slicing W1b's 9 MB
+# columns in two made its backward slower, and smaller slices shrink the GEMMs).
+CHUNK_BYTES = 32 << 20
+
+
+def _batch_slices(batch, bytes_per_sample):
+    """``[(start, stop), ...]`` covering the batch with at most ``CHUNK_BYTES`` of
+    columns each (at least one sample per slice)."""
+    if batch == 0:
+        return [(0, 0)]
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_sample))
+    return [(start, min(start + step, batch)) for start in range(0, batch, step)]
+
+
 class ConvNd(Function):
     r"""Fused N-d convolution (N = 1 or 2): forward and the three gradients.
 
@@ -345,6 +368,9 @@ class ConvNd(Function):
     per spatial axis), ``dilation`` (tuples), ``groups``, ``batched`` (False for an
     unbatched ``(C, *S)`` input), ``save_cols`` / ``save_weight`` (whether the weight /
     input gradient can be asked for: forward keeps only what those need).
+
+    When the column matrix is larger than :data:`CHUNK_BYTES` both passes work on slices
+    of the batch (see the note there); the arithmetic is the same.
     """
 
     def forward(self, x, weight, bias=None):
@@ -353,22 +379,37 @@ class ConvNd(Function):
             x = x[None]
         batch, groups = x.shape[0], self.groups
         out_channels, kernel = weight.shape[0], weight.shape[2:]
-        cols = _im2col(x, kernel, self.stride, self.padding, self.dilation)
-        spatial = cols.shape[2:]
-        # (g, O/g, C/g * K) @ (N, g, C/g * K, S) -> (N, g, O/g, S), which is (N, O, *S):
-        # the columns are read through a transposed view (every per-sample matrix is still
-        # a BLAS operand), so the output comes out in its final layout, with no
-        # transposing copy (measured: 40% faster than one GEMM + transpose for Conv1d(4,
-        # 128, 19) on (64, 4, 1000), the same for the small 2-D layers)
-        cols_view = cols.reshape(groups, cols.shape[0] // groups, batch, math.prod(spatial))
-        cols_view = cols_view.transpose(2, 0, 1, 3)
-        out = xp.matmul(weight.reshape(groups, out_channels // groups, -1), cols_view)
-        out = out.reshape((batch, out_channels) + spatial)
+        spatial = tuple(
+            _positions(size + before + after, k, s, d)
+            for size, (before, after), k, s, d
+            in zip(x.shape[2:], self.padding, kernel, self.stride, self.dilation)
+        )
+        rows = x.shape[1] * math.prod(kernel)
+        w_groups = weight.reshape(groups, out_channels // groups, -1)
+        slices = _batch_slices(batch, rows * math.prod(spatial) * x.itemsize)
+        out = xp.empty((batch, out_channels) + spatial, dtype=x.dtype)
+        for start, stop in slices:
+            cols = _im2col(x[start:stop], kernel, self.stride, self.padding, self.dilation)
+            # (g, O/g, C/g * K) @ (n, g, C/g * K, S) -> (n, g, O/g, S), which is (n, O, *S):
+            # the columns are read through a transposed view (every per-sample matrix is
+            # still a BLAS operand), so the output comes out in its final layout, with no
+            # transposing copy (measured: 40% faster than one GEMM + transpose for
+            # Conv1d(4, 128, 19) on (64, 4, 1000), the same for the small 2-D layers)
+            n = stop - start
+            cols_view = cols.reshape(groups, rows // groups, n, math.prod(spatial))
+            xp.matmul(w_groups, cols_view.transpose(2, 0, 1, 3),
+                      out=out[start:stop].reshape(n, groups, out_channels // groups,
+                                                  math.prod(spatial)))
         if bias is not None:
             out += bias.reshape(_bias_shape(out_channels, len(kernel)))
         self.x_shape, self.weight_shape = x.shape, weight.shape
+        self.slices = slices
         if self.save_cols:
-            self.cols = cols
+            # one slice: keep the columns; several: keep the input and rebuild them
+            if len(slices) == 1:
+                self.cols = cols
+            else:
+                self.x = x
         if self.save_weight:
             self.weight = weight
         return out if self.batched else out[0]
@@ -379,30 +420,47 @@ class ConvNd(Function):
             grad = grad[None]
         needs = self.needs_input_grad
         groups, nd = self.groups, len(self.weight_shape) - 2
+        kernel = self.weight_shape[2:]
+        rows = self.x_shape[1] * math.prod(kernel)
+        want_bias = len(needs) > 2 and needs[2]
         grad_x = grad_weight = grad_bias = None
-        if needs[0] or needs[1]:
-            grad_rows = _channels_first(grad, groups)  # (g, O/g, N * S)
         if needs[0]:
-            weight = self.weight.reshape(groups, self.weight_shape[0] // groups, -1)
-            grad_cols = xp.matmul(weight.transpose(0, 2, 1), grad_rows)
-            rows = self.x_shape[1] * math.prod(self.weight_shape[2:])
-            grad_cols = grad_cols.reshape((rows, grad.shape[0]) + grad.shape[2:])
-            grad_x = _col2im(grad_cols, self.x_shape, self.weight_shape[2:], self.stride,
-                             self.padding, self.dilation)
-            if not self.batched:
-                grad_x = grad_x[0]
+            weight_t = self.weight.reshape(groups, self.weight_shape[0] // groups, -1)
+            weight_t = weight_t.transpose(0, 2, 1)
+            grad_x = xp.empty(self.x_shape, dtype=grad.dtype)
         if needs[1]:
-            cols = self.cols.reshape(groups, self.cols.shape[0] // groups, self.cols[0].size)
-            grad_weight = xp.matmul(grad_rows, cols.transpose(0, 2, 1))
+            grad_weight = xp.zeros((groups, self.weight_shape[0] // groups, rows // groups),
+                                   dtype=grad.dtype)
+        if want_bias and (needs[0] or needs[1]):
+            grad_bias = xp.zeros(self.weight_shape[0], dtype=grad.dtype)
+        elif want_bias:
+            grad_bias = grad.sum(axis=(0,) + tuple(range(2, nd + 2)))
+        if needs[0] or needs[1]:
+            for start, stop in self.slices:
+                grad_rows = _channels_first(grad[start:stop], groups)  # (g, O/g, n * S)
+                if needs[1]:
+                    if len(self.slices) == 1:
+                        cols = self.cols
+                    else:
+                        cols = _im2col(self.x[start:stop], kernel, self.stride,
+                                       self.padding, self.dilation)
+                    cols = cols.reshape(groups, rows // groups, -1)
+                    grad_weight += xp.matmul(grad_rows, cols.transpose(0, 2, 1))
+                if needs[0]:
+                    grad_cols = xp.matmul(weight_t, grad_rows)
+                    grad_cols = grad_cols.reshape((rows, stop - start) + grad.shape[2:])
+                    grad_x[start:stop] = _col2im(
+                        grad_cols, (stop - start,) + self.x_shape[1:], kernel,
+                        self.stride, self.padding, self.dilation)
+                if want_bias:
+                    # G 1: a matrix-vector product over the rows we already have, which
+                    # BLAS streams at memory speed (3x faster than .sum here)
+                    ones = xp.ones(grad_rows.shape[2], dtype=grad_rows.dtype)
+                    grad_bias += xp.matmul(grad_rows, ones).reshape(-1)
+        if needs[0] and not self.batched:
+            grad_x = grad_x[0]
+        if needs[1]:
             grad_weight = grad_weight.reshape(self.weight_shape)
-        if len(needs) > 2 and needs[2]:
-            if needs[0] or needs[1]:
-                # G 1: a matrix-vector product over the rows we already have, which BLAS
-                # streams at memory speed (3x faster than .sum here)
-                ones = xp.ones(grad_rows.shape[2], dtype=grad_rows.dtype)
-                grad_bias = xp.matmul(grad_rows, ones).reshape(-1)
-            else:
-                grad_bias = grad.sum(axis=(0,) + tuple(range(2, nd + 2)))
         if len(needs) == 2:
             return grad_x, grad_weight
         return grad_x, grad_weight, grad_bias

@@ -471,3 +471,29 @@ def test_error_transposed_arguments():
     with pytest.raises(ValueError, match=r"conv_transpose2d: groups=4 must divide the "
                                          r"weight's in_channels 6"):
         conv_transpose2d(_t(1, 6, 5, 5), _t(6, 1, 3, 3), groups=4)
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,kwargs", [
+    ("conv1d", (5, 4, 23), (6, 2, 5), dict(stride=2, padding=3, groups=2)),
+    ("conv2d", (5, 3, 9, 8), (4, 3, 3, 2), dict(stride=(2, 1), padding=1, dilation=(1, 2))),
+])
+def test_batch_slices_give_the_same_values_and_gradients(monkeypatch, name, x_shape, w_shape,
+                                                         kwargs):
+    # a tiny CHUNK_BYTES forces the sliced path (one sample per slice, columns rebuilt in
+    # backward); the expected values come from the single-GEMM path
+    from minidl.ops import conv as conv_module
+
+    x0, w0, b0 = seeded_array(x_shape), seeded_array(w_shape, seed=1), seeded_array(
+        (w_shape[0],), seed=2)
+    op = OPS[name][0]
+    results = []
+    for chunk in (1 << 40, 1):
+        monkeypatch.setattr(conv_module, "CHUNK_BYTES", chunk)
+        x, w, b = (minidl.tensor(a, requires_grad=True) for a in (x0, w0, b0))
+        out = op(x, w, b, **kwargs)
+        out.backward(minidl.tensor(seeded_array(out.shape, seed=3)))
+        node_slices = len(conv_module._batch_slices(x_shape[0], 1 << 20))
+        results.append((out.detach().numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()))
+    assert node_slices == x_shape[0]
+    for whole, sliced in zip(*results):
+        np.testing.assert_allclose(sliced, whole, rtol=1e-12, atol=1e-12)
