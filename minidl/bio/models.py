@@ -1,0 +1,139 @@
+r"""Models for biological sequences.
+
+DNA
+---
+:class:`SequenceCNN` (DeepBind / Basset style): blocks of ``Conv1d - BatchNorm1d - ReLU -
+MaxPool1d`` read the one-hot ``(N, 4, L)`` sequence; the first layer's filters are motif
+detectors (position weight matrices, see the interpretation tools).  A *global* max and
+mean over positions makes the model work for any sequence length:
+
+.. math::
+
+    h = [\max_t f(x)_{:, t};\; \tfrac{1}{L'} \textstyle\sum_t f(x)_{:, t}]
+
+followed by a small dense head.  :class:`DanQ` puts a bidirectional LSTM after the
+convolutions (motif grammar: order and spacing of motifs) before the global pooling.
+
+Both emit one logit for two classes (use ``BCEWithLogitsLoss``, probability = sigmoid)
+and ``num_classes`` logits otherwise (``CrossEntropyLoss``, probabilities = softmax).
+
+Every model keeps the arguments it was built with in ``model.config`` so that
+:func:`build_model` rebuilds it from a JSON file, which together with the safetensors
+weights is all a saved model needs.
+"""
+
+from __future__ import annotations
+
+from minidl import nn
+
+__all__ = ["SequenceCNN", "DanQ", "build_model", "MODELS", "output_units"]
+
+
+def output_units(num_classes: int) -> int:
+    """Logits a classifier emits: 1 for two classes (sigmoid), ``num_classes`` otherwise."""
+    if num_classes < 2:
+        raise ValueError(f"need at least 2 classes, got {num_classes}")
+    return 1 if num_classes == 2 else num_classes
+
+
+def _conv_blocks(in_channels, channels, kernel_sizes, pools, dropout):
+    if not (len(channels) == len(kernel_sizes) == len(pools)):
+        raise ValueError(
+            f"channels, kernel_sizes and pools must have the same length, got "
+            f"{len(channels)}, {len(kernel_sizes)}, {len(pools)}"
+        )
+    layers = []
+    for out, k, p in zip(channels, kernel_sizes, pools):
+        layers += [nn.Conv1d(in_channels, out, k, padding=k // 2), nn.BatchNorm1d(out), nn.ReLU()]
+        if p > 1:
+            layers.append(nn.MaxPool1d(p, ceil_mode=True))
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        in_channels = out
+    return nn.Sequential(*layers), in_channels
+
+
+def _global_pool(h):
+    """``(N, C, L)`` -> ``(N, 2C)``: max and mean over positions (any length)."""
+    from minidl import cat
+
+    return cat([h.amax(dim=-1), h.mean(dim=-1)], dim=1)
+
+
+class SequenceCNN(nn.Module):
+    """DeepBind/Basset-style CNN for one-hot sequences of any length.
+
+    Parameters
+    ----------
+    num_classes : int
+    in_channels : int
+        Alphabet size (4 for DNA).
+    channels, kernel_sizes, pools : sequences of int
+        One convolution block each (``padding = k // 2``; pooling with ``ceil_mode`` so
+        short sequences still work; 1 = no pooling).
+    hidden : int
+        Units of the dense layer after global pooling.
+    dropout : float
+        After each block and in the head.
+    """
+
+    def __init__(self, num_classes=2, in_channels=4, channels=(128, 128, 128),
+                 kernel_sizes=(15, 7, 5), pools=(4, 4, 1), hidden=64, dropout=0.2):
+        super().__init__()
+        self.config = dict(model="cnn", num_classes=num_classes, in_channels=in_channels,
+                           channels=list(channels), kernel_sizes=list(kernel_sizes),
+                           pools=list(pools), hidden=hidden, dropout=dropout)
+        self.features, width = _conv_blocks(in_channels, channels, kernel_sizes, pools,
+                                            dropout)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(2 * width, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(hidden, output_units(num_classes)),
+        )
+
+    def forward(self, x):
+        logits = self.head(_global_pool(self.features(x)))
+        return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
+
+
+class DanQ(nn.Module):
+    """DanQ-style CNN + bidirectional LSTM for one-hot sequences of any length.
+
+    Convolution blocks find motifs; a BiLSTM over the pooled positions reads their order
+    and spacing; global max+mean pooling over its outputs and a dense head classify.
+    """
+
+    def __init__(self, num_classes=2, in_channels=4, channels=(128,), kernel_sizes=(19,),
+                 pools=(8,), lstm_hidden=64, hidden=64, dropout=0.2):
+        super().__init__()
+        self.config = dict(model="danq", num_classes=num_classes, in_channels=in_channels,
+                           channels=list(channels), kernel_sizes=list(kernel_sizes),
+                           pools=list(pools), lstm_hidden=lstm_hidden, hidden=hidden,
+                           dropout=dropout)
+        self.features, width = _conv_blocks(in_channels, channels, kernel_sizes, pools,
+                                            dropout)
+        self.lstm = nn.LSTM(width, lstm_hidden, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(4 * lstm_hidden, hidden), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(hidden, output_units(num_classes)),
+        )
+
+    def forward(self, x):
+        h = self.features(x)                          # (N, C, L')
+        h, _ = self.lstm(h.transpose(1, 2))           # (N, L', 2H)
+        logits = self.head(_global_pool(h.transpose(1, 2)))
+        return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
+
+
+MODELS = {"cnn": SequenceCNN, "danq": DanQ}
+
+
+def build_model(config: dict):
+    """Rebuild a model from its ``config`` (as saved in ``config.json``)."""
+    config = dict(config)
+    kind = config.pop("model", None)
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; expected one of {', '.join(sorted(MODELS))}")
+    try:
+        return MODELS[kind](**config)
+    except TypeError as err:
+        raise ValueError(f"bad config for model {kind!r}: {err}") from None
