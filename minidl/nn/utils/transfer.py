@@ -6,7 +6,10 @@ Fine-tuning a pretrained model on a small data set usually goes
 1. load the pretrained weights; a model whose head differs (another number of classes)
    loads with ``model.load_state_dict(state, strict=False)``, which returns the
    ``missing_keys`` (the new head's parameters, left at their initialisation) and the
-   ``unexpected_keys`` (the old head's, ignored) so that nothing is skipped silently;
+   ``unexpected_keys`` (the old head's, ignored) so that nothing is skipped silently.
+   Shapes are checked even then: if the new head has the old one's name but another
+   shape, drop the old head's keys first,
+   ``{k: v for k, v in state.items() if not k.startswith("fc.")}``;
 2. :func:`replace_head` with a fresh layer for the new task;
 3. :func:`freeze` the backbone and train the head alone for a few epochs;
 4. :func:`unfreeze` and train everything with a smaller learning rate for the backbone
