@@ -30,3 +30,30 @@ def test_readme_data_and_metrics_example_runs():
     assert tuple(namespace["y"].shape) == (16, 32, 32)
     image, mask = namespace["image"], namespace["mask"]
     np.testing.assert_array_equal(image[0] > 1, mask == 1)
+
+
+def test_data_metrics_and_transfer_need_numpy_only():
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    code = textwrap.dedent("""
+        import sys
+        for name in ["torch", "sklearn", "scipy", "matplotlib", "tqdm", "pandas", "numba"]:
+            sys.modules[name] = None          # as if not installed
+        import numpy as np
+        import minidl
+        from minidl import metrics
+        from minidl.data import DataLoader, TensorDataset, pad_collate, transforms
+        from minidl.nn.utils import freeze
+        x, = next(iter(DataLoader(TensorDataset(np.arange(4.0)), batch_size=2, shuffle=True)))
+        assert metrics.auroc([0, 1], [0.2, 0.7]) == 1.0
+        print("ok")
+    """)
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, cwd=root, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
