@@ -340,7 +340,12 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
                 )
             g_arr = backend.array_module(t.data).ones_like(t.data)
         else:
-            g_arr = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=t.dtype)
+            if isinstance(g, Tensor) or backend.device_of(g) == "cuda":
+                g_arr = g.data if isinstance(g, Tensor) else g
+            else:  # host data (a list, a NumPy array) goes to the output's device
+                g_arr = backend.move(np.asarray(g, dtype=t.dtype), backend.device_of(t.data))
+            if backend.device_of(g_arr) != backend.device_of(t.data):
+                backend.raise_device_mismatch("backward", [t.data, g_arr])
             if g_arr.shape != t.shape:
                 raise RuntimeError(
                     f"backward: gradient has shape {g_arr.shape}, but output has shape {t.shape}"

@@ -19,7 +19,11 @@ import numpy as np
 __all__ = [
     "array_module",
     "device_of",
+    "parse_device",
+    "move",
+    "to_host",
     "check_same_device",
+    "raise_device_mismatch",
     "register_kernel",
     "get_kernel",
     "set_backend",
@@ -59,17 +63,81 @@ def device_of(array) -> str:
     return "cpu"
 
 
+_DEVICES = ("cpu", "cuda")
+
+
+def parse_device(device, where="to()") -> str:
+    """The device name (``"cpu"`` or ``"cuda"``) that ``device`` stands for.
+
+    Accepts ``"cpu"``, ``"cuda"``, ``"cuda:0"``, the integer ``0`` (GPU 0, as PyTorch's
+    ``.cuda(0)``) and device objects whose ``str()`` is one of these (``torch.device``).
+
+    NOTE: minidl drives one GPU, CuPy's current device (``cupy.cuda.Device(n).use()`` or
+    ``CUDA_VISIBLE_DEVICES`` choose it), so ``"cuda:0"`` means ``"cuda"`` and other
+    indices are refused rather than silently mapped to the wrong GPU.
+
+    Raises
+    ------
+    ValueError
+        For anything else (``"gpu"``, ``"cuda:1"``, ``"tpu"``).
+    """
+    name = f"cuda:{device}" if isinstance(device, int) and not isinstance(device, bool) else device
+    name = str(name).strip().lower()
+    kind, _, index = name.partition(":")
+    if kind in _DEVICES and (index == "" or (kind == "cuda" and index == "0")):
+        return kind
+    if kind == "cuda" and index.isdigit():
+        raise ValueError(
+            f"{where}: device {device!r}: minidl uses one GPU, CuPy's current device; choose "
+            "it with CUDA_VISIBLE_DEVICES (or cupy.cuda.Device(n).use()) and pass 'cuda'"
+        )
+    raise ValueError(f"{where}: unknown device {device!r}; expected 'cpu' or 'cuda'")
+
+
+def to_host(array):
+    """``array`` as a NumPy array: CuPy arrays are copied to host memory (``.get()``),
+    NumPy arrays are returned as they are."""
+    if device_of(array) == "cuda":
+        return array.get()
+    return array
+
+
+def move(array, device: str):
+    """``array`` on ``device`` (``"cpu"`` or ``"cuda"``, already parsed): a copy when it
+    has to cross, the array itself when it is already there.
+
+    Raises the errors of :func:`minidl.cuda.require_cupy` (what is missing, and how to
+    install it) when ``device`` is ``"cuda"`` and CuPy or a GPU is not available.
+    """
+    if device == "cpu":
+        return to_host(array)
+    if device_of(array) == "cuda":
+        return array
+    from minidl import cuda
+
+    return cuda.to_device(array)
+
+
 def check_same_device(op_name, tensors):
-    """Raise a clear error when an op mixes CPU and CUDA tensors."""
+    """Raise a clear error when an op mixes CPU and CUDA tensors.
+
+    The message names the op and each operand's shape and device, e.g.
+    ``Add: expected all tensors on the same device, got (2, 3) on cpu, (2, 3) on cuda``.
+    """
     if len(tensors) < 2 or _cupy_if_loaded() is None:
         return
     devices = {device_of(t.data) for t in tensors}
     if len(devices) > 1:
-        shapes = ", ".join(f"{tuple(t.shape)} on {device_of(t.data)}" for t in tensors)
-        raise RuntimeError(
-            f"{op_name}: expected all tensors on the same device, got {shapes}; "
-            "move them with .to(device)"
-        )
+        raise_device_mismatch(op_name, [t.data for t in tensors])
+
+
+def raise_device_mismatch(op_name, arrays):
+    """Raise the mixed-device error for the operands ``arrays`` of ``op_name``."""
+    shapes = ", ".join(f"{tuple(a.shape)} on {device_of(a)}" for a in arrays)
+    raise RuntimeError(
+        f"{op_name}: expected all tensors on the same device, got {shapes}; "
+        "move them with .to(device)"
+    )
 
 
 # ----------------------------------------------------------------------------- registry
@@ -101,6 +169,10 @@ if _selected not in _VALID:
     )
     _selected = "auto"
 _num_threads = None
+#: whether CUDA tensors use the registered "cuda" kernels.  False runs the xp-generic NumPy
+#: references on CuPy instead: a way to tell a kernel bug from an op bug on a GPU, and what
+#: the host-side fake CuPy of the test suite needs (its arrays are not on a GPU).
+_use_cuda_kernels = True
 
 
 def register_kernel(name: str, backend: str, fn=None):
@@ -143,7 +215,9 @@ def get_kernel(name: str, device: str = "cpu"):
     if not impls:
         raise KeyError(f"no kernel named {name!r} is registered")
     if device == "cuda":
-        return impls.get("cuda", impls["numpy"])
+        if _use_cuda_kernels and "cuda" in impls:
+            return impls["cuda"]
+        return impls["numpy"]
     return impls[_chosen_name(impls, name)]
 
 

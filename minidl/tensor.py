@@ -146,6 +146,10 @@ class Tensor:
             raise RuntimeError(
                 f"assigned grad has shape {value.shape}, but the tensor has shape {self.shape}"
             )
+        if value is not None and value.device != self.device:
+            raise RuntimeError(
+                f"assigned grad is on {value.device}, but the tensor is on {self.device}"
+            )
         self._grad = value
 
     @property
@@ -367,7 +371,21 @@ class Tensor:
 
     # ------------------------------------------------------------------ dtype / device
     def to(self, *args, **kwargs):
-        """Convert dtype and/or device: ``t.to(minidl.float64)``, ``t.to("cpu")``."""
+        """Convert dtype and/or device: ``t.to(minidl.float64)``, ``t.to("cuda")``.
+
+        Accepts ``to(dtype)``, ``to(device)``, ``to(device, dtype)``, ``to(other_tensor)``
+        and the keywords ``dtype=``/``device=``.  Returns ``self`` when nothing changes.
+        Moving copies the data (host to GPU or back) and is recorded in the graph: the
+        gradient of ``y = x.to(d)`` is moved back to ``x``'s device.
+
+        Raises
+        ------
+        ValueError
+            For an unknown device (``"gpu"``).
+        RuntimeError
+            For ``"cuda"`` without CuPy (the message names ``pip install "minidl[gpu]"``)
+            or without a GPU.
+        """
         dtype = kwargs.pop("dtype", None)
         device = kwargs.pop("device", None)
         kwargs.pop("copy", None)
@@ -377,7 +395,7 @@ class Tensor:
         for a in args:
             if isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
-            elif isinstance(a, str) and not _is_dtype_name(a):
+            elif (isinstance(a, str) and not _is_dtype_name(a)) or _is_device_object(a):
                 device = a
             else:
                 dtype = a
@@ -392,10 +410,14 @@ class Tensor:
         return out
 
     def cpu(self):
+        """This tensor on the host (itself if it is there already; else a copy that stays
+        in the graph, so gradients flow back to the GPU tensor)."""
         return self.to("cpu")
 
     def cuda(self, device=None):
-        return self.to("cuda")
+        """This tensor on the GPU (CuPy); see :meth:`to`.  ``device`` may be ``0`` or
+        ``"cuda:0"``: minidl uses CuPy's current device."""
+        return self.to("cuda" if device is None else device)
 
     def type(self, dtype=None):
         if dtype is None:
@@ -508,26 +530,40 @@ class Tensor:
         return _ew.logical_not(self)
 
     def __and__(self, other):
-        return Tensor._wrap(self.data & _raw(other))
+        return Tensor._wrap(self.data & self._operand("__and__", other))
 
     def __or__(self, other):
-        return Tensor._wrap(self.data | _raw(other))
+        return Tensor._wrap(self.data | self._operand("__or__", other))
 
     def __xor__(self, other):
-        return Tensor._wrap(self.data ^ _raw(other))
+        return Tensor._wrap(self.data ^ self._operand("__xor__", other))
 
     def __floordiv__(self, other):
-        return Tensor._wrap(self.data // _raw(other))
+        return Tensor._wrap(self.data // self._operand("__floordiv__", other))
 
     def __mod__(self, other):
-        return Tensor._wrap(self.data % _raw(other))
+        return Tensor._wrap(self.data % self._operand("__mod__", other))
+
+    def _operand(self, op, other):
+        """The array behind ``other`` for a raw array operation with this tensor; a tensor
+        or array on another device is refused with the mixed-device error."""
+        other = _raw(other)
+        if (hasattr(other, "shape") and not isinstance(other, np.generic)
+                and backend.device_of(other) != self.device):
+            backend.raise_device_mismatch(op, [self.data, other])
+        return other
 
     def __getitem__(self, key):
         return _sh.getitem(self, key)
 
     def __setitem__(self, key, value):
         self._check_inplace("__setitem__")
-        self.data[_sh._index_key(key)] = _raw(value)
+        value = _raw(value)
+        if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0:
+            # like copy_: values from the other device are copied over explicitly (CuPy
+            # refuses host arrays in a slice assignment)
+            value = backend.move(value, self.device)
+        self.data[_sh._index_key(key, self.device)] = value
 
     # in-place updates: for code under no_grad (optimizers, init), as in PyTorch
     def _check_inplace(self, op):
@@ -544,6 +580,8 @@ class Tensor:
 
     def _inplace(self, op, values):
         self._check_inplace(op)
+        # host values (a fill value, random numbers drawn on the host, copy_ from the CPU)
+        # are moved to this tensor's device: CuPy refuses host arrays in slice assignment
         values = backend.array_module(self.data).asarray(values)
         self.data[...] = values
         return self
@@ -555,30 +593,35 @@ class Tensor:
         return self._inplace("fill_", _raw(value))
 
     def copy_(self, src):
+        """Copy ``src``'s values into this tensor, in place (across devices too)."""
         src = _raw(src)
-        if np.shape(src) != self.shape:
+        src_shape = tuple(src.shape) if hasattr(src, "shape") else np.shape(src)
+        if src_shape != self.shape:
             try:
-                np.broadcast_shapes(np.shape(src), self.shape)
+                np.broadcast_shapes(src_shape, self.shape)
             except ValueError:
                 raise RuntimeError(
-                    f"copy_: source shape {np.shape(src)} does not match {self.shape}"
+                    f"copy_: source shape {src_shape} does not match {self.shape}"
                 ) from None
+        if hasattr(src, "shape"):
+            src = backend.move(src, self.device)
         return self._inplace("copy_", src)
 
     def add_(self, other, alpha=1):
-        return self._inplace("add_", self.data + alpha * _raw(other))
+        return self._inplace("add_", self.data + alpha * self._operand("add_", other))
 
     def sub_(self, other, alpha=1):
-        return self._inplace("sub_", self.data - alpha * _raw(other))
+        return self._inplace("sub_", self.data - alpha * self._operand("sub_", other))
 
     def mul_(self, other):
-        return self._inplace("mul_", self.data * _raw(other))
+        return self._inplace("mul_", self.data * self._operand("mul_", other))
 
     def div_(self, other):
-        return self._inplace("div_", self.data / _raw(other))
+        return self._inplace("div_", self.data / self._operand("div_", other))
 
     def clamp_(self, min=None, max=None):
-        return self._inplace("clamp_", np.clip(self.data, min, max))
+        xp = backend.array_module(self.data)
+        return self._inplace("clamp_", xp.clip(self.data, min, max))
 
     def uniform_(self, a=0.0, b=1.0):
         return self._inplace("uniform_", _random.default_generator().uniform(a, b, self.shape))
@@ -588,7 +631,8 @@ class Tensor:
 
     def masked_fill_(self, mask, value):
         self._check_inplace("masked_fill_")
-        self.data[np.broadcast_to(_raw(mask), self.shape)] = value
+        mask = self._operand("masked_fill_", mask)
+        self.data[backend.array_module(self.data).broadcast_to(mask, self.shape)] = _raw(value)
         return self
 
     # ------------------------------------------------------------------ math methods
@@ -873,34 +917,21 @@ class _Cast(autograd.Function):
 
 
 class _ToDevice(autograd.Function):
+    """A copy to another device; its gradient is copied back to the source device."""
+
     def forward(self, x):
         self.source = backend.device_of(x)
-        return _move_array(x, self.device)
+        return backend.move(x, self.device)
 
     def backward(self, grad):
-        return _move_array(grad, self.source)
-
-
-def _move_array(arr, device):
-    if device == "cpu":
-        if backend.device_of(arr) == "cpu":
-            return arr
-        return arr.get()
-    from minidl import cuda
-
-    return cuda.to_device(arr)
+        return backend.move(grad, self.source)
 
 
 def _to_device(t, device):
-    device = str(device).split(":")[0]
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"to(): unknown device {device!r}; expected 'cpu' or 'cuda'")
+    device = backend.parse_device(device)
     if device == t.device:
         return t
-    out = _ToDevice.apply(t, device=device)
-    if t.is_leaf and not t.requires_grad:
-        out.grad_fn = None
-    return out
+    return _ToDevice.apply(t, device=device)
 
 
 def _is_dtype_name(s):
@@ -909,6 +940,11 @@ def _is_dtype_name(s):
         return s not in ("cpu", "cuda")
     except TypeError:
         return False
+
+
+def _is_device_object(obj):
+    # a torch.device (or anything shaped like it) names a device, never a dtype
+    return type(obj).__name__ == "device" and hasattr(obj, "type")
 
 
 def _as_array(x):
@@ -957,7 +993,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a *copy* of ``data`` (like ``torch.tensor``).
 
     Python floats become float32 (the default dtype), ints int64, NumPy arrays keep
-    their dtype.
+    their dtype.  ``device="cuda"`` puts the copy on the GPU (the transfer is the copy);
+    by default a tensor stays where ``data`` is (host data on the CPU, CuPy data on the GPU).
 
     Examples
     --------
@@ -968,10 +1005,13 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     dtype('int64')
     """
     arr = _array_from(data, _to_dtype(dtype))
-    xp = backend.array_module(arr)
-    t = Tensor._wrap(xp.array(arr, copy=True))
-    if device is not None:
-        t = _to_device(t, device)
+    source = backend.device_of(arr)
+    target = source if device is None else backend.parse_device(device, "tensor()")
+    if target != source:
+        arr = backend.move(arr, target)  # a fresh array on the other device: the copy
+    else:
+        arr = backend.array_module(arr).array(arr, copy=True)
+    t = Tensor._wrap(arr)
     t.requires_grad = requires_grad
     return t
 
@@ -1000,22 +1040,60 @@ def _sizes(size):
     return tuple(int(s) for s in size)
 
 
-def _make(arr, dtype, device, requires_grad):
-    t = Tensor._wrap(arr.astype(_to_dtype(dtype) or _default_dtype, copy=False))
-    if device is not None:
-        t = _to_device(t, device)
+# NOTE: constant tensors (zeros, ones, full, empty) are allocated on their device directly.
+# Random tensors are drawn on the host from minidl's one global generator and then copied
+# to the device: ``manual_seed(s)`` then gives the same numbers on every device (a model
+# initialised or a dropout mask drawn on the GPU equals the CPU one), at the price of one
+# host-to-device copy of the values.  arange, linspace and eye are also made on the host
+# and copied, so their values are bit-identical on both devices.
+
+
+def _device_module(device, where):
+    """``(device name, array module that allocates there)``; CuPy is checked for "cuda"."""
+    device = "cpu" if device is None else backend.parse_device(device, where)
+    if device == "cpu":
+        return device, np
+    from minidl import cuda
+
+    return device, cuda.require_cupy()
+
+
+def _leaf(arr, requires_grad):
+    t = Tensor._wrap(arr)
     t.requires_grad = requires_grad
     return t
 
 
+def _make(arr, dtype, device, requires_grad, where="tensor()"):
+    """A tensor from host values ``arr``: cast to ``dtype`` (default float32) on the host,
+    so that only the final bytes cross to ``device``."""
+    arr = arr.astype(_to_dtype(dtype) or _default_dtype, copy=False)
+    if device is not None:
+        arr = backend.move(arr, backend.parse_device(device, where))
+    return _leaf(arr, requires_grad)
+
+
+def _constant(where, size, fill, dtype, device, requires_grad):
+    device, xp = _device_module(device, where)
+    dtype = _to_dtype(dtype) or _default_dtype
+    if fill == 0:
+        arr = xp.zeros(size, dtype=dtype)
+    elif fill == 1:
+        arr = xp.ones(size, dtype=dtype)
+    else:
+        arr = xp.full(size, fill, dtype=dtype)
+    return _leaf(arr, requires_grad)
+
+
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    return _make(np.zeros(_sizes(size)), dtype, device, requires_grad)
+    """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``, on ``device`` ("cpu" or
+    "cuda"; allocated there directly)."""
+    return _constant("zeros()", _sizes(size), 0, dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    """A tensor of ones."""
-    return _make(np.ones(_sizes(size)), dtype, device, requires_grad)
+    """A tensor of ones on ``device``."""
+    return _constant("ones()", _sizes(size), 1, dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
@@ -1023,57 +1101,82 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
     return zeros(*size, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
+def _full_dtype(fill_value, dtype):
+    if dtype is None and isinstance(fill_value, (bool, np.bool_)):
+        return np.bool_
+    if dtype is None and isinstance(fill_value, numbers.Integral):
+        return np.int64
+    return dtype
+
+
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
-    """A tensor filled with ``fill_value``."""
-    if dtype is None and isinstance(fill_value, bool):
-        dtype = np.bool_
-    elif dtype is None and isinstance(fill_value, numbers.Integral):
-        dtype = np.int64
-    return _make(np.full(_sizes((size,)), fill_value), dtype, device, requires_grad)
+    """A tensor filled with ``fill_value`` (int64 for an int, bool for a bool, else the
+    default float dtype) on ``device``."""
+    dtype = _full_dtype(fill_value, dtype)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _constant("full()", _sizes((size,)), fill_value, dtype, device, requires_grad)
 
 
 def _like(t, dtype):
     return dtype if dtype is not None else t.dtype
 
 
-def zeros_like(t, dtype=None, requires_grad=False):
-    return _make(np.zeros(t.shape), _like(t, dtype), _dev(t), requires_grad)
+def _like_device(t, device):
+    if device is not None:
+        return device
+    return t.device if isinstance(t, Tensor) else backend.device_of(t)
 
 
-def ones_like(t, dtype=None, requires_grad=False):
-    return _make(np.ones(t.shape), _like(t, dtype), _dev(t), requires_grad)
+def zeros_like(t, dtype=None, device=None, requires_grad=False):
+    """Zeros of ``t``'s shape, dtype and device (unless given)."""
+    return zeros(t.shape, dtype=_like(t, dtype), device=_like_device(t, device),
+                 requires_grad=requires_grad)
 
 
-def empty_like(t, dtype=None, requires_grad=False):
-    return zeros_like(t, dtype, requires_grad)
+def ones_like(t, dtype=None, device=None, requires_grad=False):
+    """Ones of ``t``'s shape, dtype and device (unless given)."""
+    return ones(t.shape, dtype=_like(t, dtype), device=_like_device(t, device),
+                requires_grad=requires_grad)
 
 
-def full_like(t, fill_value, dtype=None, requires_grad=False):
-    return _make(np.full(t.shape, fill_value), _like(t, dtype), _dev(t), requires_grad)
+def empty_like(t, dtype=None, device=None, requires_grad=False):
+    return zeros_like(t, dtype, device, requires_grad)
 
 
-def _dev(t):
-    return None if not isinstance(t, Tensor) or t.device == "cpu" else t.device
+def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
+    """``fill_value`` everywhere, with ``t``'s shape, dtype and device (unless given)."""
+    return full(t.shape, fill_value, dtype=_like(t, dtype), device=_like_device(t, device),
+                requires_grad=requires_grad)
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
-    """Uniform samples on [0, 1) from the global generator (see ``manual_seed``)."""
+    """Uniform samples on [0, 1) from the global generator (see ``manual_seed``).
+
+    The numbers are drawn on the host and copied to ``device``, so a seed gives the same
+    values on every device.
+    """
     g = generator or _random.default_generator()
-    return _make(g.random(_sizes(size)), dtype, device, requires_grad)
+    return _make(g.random(_sizes(size)), dtype, device, requires_grad, "rand()")
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
-    """Standard normal samples from the global generator (see ``manual_seed``)."""
+    """Standard normal samples from the global generator (see ``manual_seed``), drawn on
+    the host and copied to ``device``."""
     g = generator or _random.default_generator()
-    return _make(g.standard_normal(_sizes(size)), dtype, device, requires_grad)
+    return _make(g.standard_normal(_sizes(size)), dtype, device, requires_grad, "randn()")
 
 
-def rand_like(t, dtype=None):
-    return rand(*t.shape, dtype=_like(t, dtype))
+def rand_like(t, dtype=None, device=None, requires_grad=False):
+    """Uniform [0, 1) samples with ``t``'s shape, dtype and device (unless given)."""
+    return rand(*t.shape, dtype=_like(t, dtype), device=_like_device(t, device),
+                requires_grad=requires_grad)
 
 
-def randn_like(t, dtype=None):
-    return randn(*t.shape, dtype=_like(t, dtype))
+def randn_like(t, dtype=None, device=None, requires_grad=False):
+    """Standard normal samples with ``t``'s shape, dtype and device (unless given)."""
+    return randn(*t.shape, dtype=_like(t, dtype), device=_like_device(t, device),
+                 requires_grad=requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
@@ -1084,13 +1187,13 @@ def randint(low, high=None, size=(), dtype=None, device=None, generator=None):
         low, high = 0, low
     g = generator or _random.default_generator()
     arr = g.integers(low, high, size=_sizes((size,)) if size != () else ())
-    return _make(np.asarray(arr), dtype or np.int64, device, False)
+    return _make(np.asarray(arr), dtype or np.int64, device, False, "randint()")
 
 
 def randperm(n, dtype=None, device=None, generator=None):
     """A random permutation of 0..n-1."""
     g = generator or _random.default_generator()
-    return _make(g.permutation(n), dtype or np.int64, device, False)
+    return _make(g.permutation(n), dtype or np.int64, device, False, "randperm()")
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -1100,17 +1203,17 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     arr = np.arange(start, end, step)
     if dtype is None:
         dtype = np.int64 if arr.dtype.kind in "iu" else _default_dtype
-    return _make(arr, dtype, device, requires_grad)
+    return _make(arr, dtype, device, requires_grad, "arange()")
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     """``steps`` evenly spaced values from start to end inclusive."""
-    return _make(np.linspace(start, end, steps), dtype, device, requires_grad)
+    return _make(np.linspace(start, end, steps), dtype, device, requires_grad, "linspace()")
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     """Identity matrix (n x m)."""
-    return _make(np.eye(n, m), dtype, device, requires_grad)
+    return _make(np.eye(n, m), dtype, device, requires_grad, "eye()")
 
 
 # The op modules import Tensor from here, so they are imported after the class exists.

@@ -31,7 +31,14 @@ from collections import OrderedDict
 
 import numpy as np
 
-from minidl.io.safetensors import SafetensorsError, _load_arrays, _tensor_class, _wrap, save
+from minidl.io.safetensors import (
+    SafetensorsError,
+    _load_arrays,
+    _target_device,
+    _tensor_class,
+    _wrap,
+    save,
+)
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
@@ -221,7 +228,7 @@ def save_checkpoint(path, model_state, optimizer_state=None, epoch=None, rng_sta
     save(tensors, path, metadata={CHECKPOINT_KEY: text})
 
 
-def load_checkpoint(path, device="cpu"):
+def load_checkpoint(path, device="cpu", map_location=None):
     """Load a file written by :func:`save_checkpoint`.
 
     Parameters
@@ -229,6 +236,8 @@ def load_checkpoint(path, device="cpu"):
     path : str or os.PathLike
     device : str, default "cpu"
         Where the tensors go (see :func:`minidl.io.load`).
+    map_location : str or dict, optional
+        PyTorch's name for ``device`` (see :func:`minidl.io.load`).
 
     Returns
     -------
@@ -244,6 +253,7 @@ def load_checkpoint(path, device="cpu"):
         ``minidl.checkpoint`` metadata, or its metadata and tensors disagree.
     """
     where = f"minidl.io.load_checkpoint({os.fspath(path)!r})"
+    device = _target_device(device, map_location, where)
     arrays, metadata = _load_arrays(path, where)
     if CHECKPOINT_KEY not in metadata:
         raise SafetensorsError(

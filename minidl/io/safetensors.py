@@ -523,7 +523,34 @@ def _wrap(arrays, device):
     return tensors
 
 
-def load(path, device="cpu"):
+def _target_device(device, map_location, where):
+    """The device ``load`` puts tensors on: ``map_location`` (PyTorch's name) or ``device``.
+
+    ``map_location`` may be a device string or object, or a dict mapping the saved device
+    to a new one (``{"cuda": "cpu"}``); a safetensors file holds host bytes only, so a
+    dict's ``"cpu"`` entry (else the ``"cuda"`` one, else "cpu") is used.
+    """
+    from minidl.backend import parse_device
+
+    if map_location is not None:
+        if callable(map_location):
+            raise TypeError(
+                f"{where}: map_location as a function is not supported (nothing is unpickled "
+                "here); pass a device such as 'cpu' or 'cuda'"
+            )
+        if isinstance(map_location, dict):
+            map_location = map_location.get("cpu", map_location.get("cuda", "cpu"))
+        if device not in (None, "cpu") and parse_device(device, where) != parse_device(
+            map_location, where
+        ):
+            raise ValueError(
+                f"{where}: device={device!r} and map_location={map_location!r} disagree"
+            )
+        device = map_location
+    return parse_device("cpu" if device is None else device, where)
+
+
+def load(path, device="cpu", map_location=None):
     """Read a safetensors file into an ordered dict of name -> minidl Tensor.
 
     Every number in the header is checked before use: the header length against the file size,
@@ -537,7 +564,11 @@ def load(path, device="cpu"):
         A file written by :func:`save`, ``safetensors.numpy.save_file``,
         ``safetensors.torch.save_file``, or any other conforming writer.
     device : str, default "cpu"
-        Where the tensors go; anything but ``"cpu"`` is passed to ``Tensor.to``.
+        Where the tensors go: ``"cpu"`` or ``"cuda"`` (copied to the GPU as they are read).
+    map_location : str or dict, optional
+        PyTorch's name for ``device`` (``torch.load(..., map_location="cpu")`` ports
+        unchanged); a dict maps the saved device to a new one.  The file itself always holds
+        host bytes: weights saved from the GPU are copied to the host when written.
 
     Returns
     -------
@@ -564,5 +595,6 @@ def load(path, device="cpu"):
     [('step', (), 'int64'), ('w', (2, 2), 'float64')]
     """
     where = f"minidl.io.load({os.fspath(path)!r})"
+    device = _target_device(device, map_location, where)  # a bad device fails before reading
     arrays, _ = _load_arrays(path, where)
     return _wrap(arrays, device)

@@ -19,6 +19,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from minidl.autograd import no_grad
+from minidl.backend import device_of, move, parse_device
 from minidl.nn.parameter import Parameter
 from minidl.tensor import Tensor
 
@@ -713,11 +714,18 @@ class Module:
 
 # ---------------------------------------------------------------------- helpers for to()
 
-_DEVICES = ("cpu", "cuda")
-
 
 def _is_device(x):
-    return isinstance(x, str) and x.split(":")[0] in _DEVICES
+    """True for what names a device: "cpu", "cuda", "cuda:0", a torch.device."""
+    if type(x).__name__ == "device" and hasattr(x, "type"):
+        return True
+    if not isinstance(x, str):
+        return False
+    try:
+        np.dtype(x)
+    except TypeError:
+        return True  # not a dtype name: a device string (checked by parse_device)
+    return False
 
 
 def _parse_to(args, kwargs):
@@ -730,8 +738,8 @@ def _parse_to(args, kwargs):
     for arg in args:
         if isinstance(arg, Tensor):
             device, dtype = arg.device, arg.dtype
-        elif _is_device(arg) or type(arg).__name__ == "device":
-            device = str(arg)
+        elif _is_device(arg):
+            device = arg
         elif arg is not None:
             dtype = arg
     if dtype is not None:
@@ -742,31 +750,17 @@ def _parse_to(args, kwargs):
                 f"to(): expected a dtype or a device ('cpu', 'cuda'), got {dtype!r}"
             ) from None
     if device is not None:
-        device = str(device)
-        if not _is_device(device):
-            raise ValueError(f"to(): unknown device {device!r}; expected 'cpu' or 'cuda'")
+        device = parse_device(device, "Module.to()")
     return device, dtype
 
 
 def _device_name(array):
-    from minidl.backend import device_of
-
     return device_of(array)
 
 
 def _to_device(array, device):
-    """``array`` on ``device`` ("cpu" -> NumPy, "cuda" -> CuPy); unchanged if already there."""
-    device = device.split(":")[0]
-    current = _device_name(array)
-    if device == "cpu":
-        return array.get() if current == "cuda" else np.asarray(array)
-    if current == "cuda":
-        return array
-    try:
-        import cupy
-    except ImportError:
-        raise RuntimeError(
-            "to('cuda'): CuPy is not installed; install minidl[gpu] (cupy-cuda12x) on a "
-            "machine with an NVIDIA GPU"
-        ) from None
-    return cupy.asarray(array)
+    """``array`` on ``device`` ("cpu" -> NumPy, "cuda" -> CuPy); unchanged if already there.
+
+    Raises the errors of :func:`minidl.cuda.require_cupy` when CuPy or a GPU is missing.
+    """
+    return move(array, parse_device(device, "Module.to()"))

@@ -21,7 +21,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.autograd import Function, no_grad
-from minidl.backend import array_module
+from minidl.backend import array_module, device_of, move, raise_device_mismatch
 
 __all__ = ["embedding"]
 
@@ -105,11 +105,17 @@ def _normalise_padding_idx(op, padding_idx, num_embeddings):
     return int(padding_idx) % num_embeddings
 
 
-def _index_array(op, input, num_embeddings):
-    """The indices as an integer array, checked to lie in ``[0, num_embeddings)``."""
+def _index_array(op, input, num_embeddings, weight=None):
+    """The indices as an integer array, checked to lie in ``[0, num_embeddings)``, on the
+    device of ``weight``: host data that is not a tensor is copied there, a tensor on
+    another device is an error (as in PyTorch)."""
     from minidl.tensor import Tensor
 
     indices = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if weight is not None and device_of(indices) != device_of(weight.data):
+        if isinstance(input, Tensor):
+            raise_device_mismatch(op, [indices, weight.data])
+        indices = move(indices, device_of(weight.data))
     if indices.dtype.kind not in "iu":
         raise TypeError(
             f"{op}: indices must be an integer tensor (int64 or int32), got {indices.dtype}; "
@@ -206,7 +212,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         )
     num_embeddings = weight.shape[0]
     padding_idx = _normalise_padding_idx(op, padding_idx, num_embeddings)
-    indices = _index_array(op, input, num_embeddings)
+    indices = _index_array(op, input, num_embeddings, weight)
     if max_norm is not None:
         _renorm_rows_(weight, indices, float(max_norm), float(norm_type))
     return Embedding.apply(weight, indices=indices, padding_idx=padding_idx,

@@ -29,7 +29,7 @@ import numpy as np
 
 from minidl import backend
 from minidl.autograd import Function
-from minidl.backend import array_module, register_kernel
+from minidl.backend import array_module, device_of, move, raise_device_mismatch, register_kernel
 from minidl.ops import elementwise as _ew
 from minidl.ops.activation import LogSigmoid, _as_float_tensor, log_softmax_array
 
@@ -89,16 +89,30 @@ def _reduce(loss, reduction):
     return loss
 
 
-def _constant_array(op, name, t, dtype):
-    """The array of an optional non-differentiable tensor argument (weight), cast to dtype."""
+def _constant_array(op, name, t, like):
+    """The array of an optional non-differentiable tensor argument (weight), cast to the
+    dtype of the tensor ``like`` (the input) and on its device.
+
+    A tensor on another device than the input is an error (it is not an operand of the
+    op's Function, so the engine's device check cannot see it); host data that is not a
+    tensor (a list, a NumPy array) is copied to the input's device.
+    """
+    from minidl.tensor import Tensor
+
     if t is None:
         return None
+    given_tensor = isinstance(t, Tensor)
     t = _tensor(t)
     if t.requires_grad:
         raise RuntimeError(
             f"{op}: {name} is not differentiable (as in PyTorch); pass {name}.detach()"
         )
-    return t.data.astype(dtype, copy=False)
+    array = t.data
+    if device_of(array) != device_of(like.data):
+        if given_tensor:
+            raise_device_mismatch(f"{op} ({name})", [like.data, array])
+        array = move(array, device_of(like.data))
+    return array.astype(like.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- regression
@@ -515,7 +529,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be in [0, 1], got {label_smoothing}")
     probabilities = _check_class_input(op, input, target, weight, ignore_index, True)
-    weight_arr = _constant_array(op, "weight", weight, input.dtype)
+    weight_arr = _constant_array(op, "weight", weight, input)
     return CrossEntropy.apply(
         input, target, weight=weight_arr, ignore_index=int(ignore_index), reduction=reduction,
         label_smoothing=float(label_smoothing), probabilities=probabilities,
@@ -587,7 +601,7 @@ def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean")
     target = _tensor(target)
     _check_reduction(op, reduction)
     _check_class_input(op, input, target, weight, ignore_index, False)
-    weight_arr = _constant_array(op, "weight", weight, input.dtype)
+    weight_arr = _constant_array(op, "weight", weight, input)
     return NLLLoss.apply(
         input, target, weight=weight_arr, ignore_index=int(ignore_index), reduction=reduction
     )
@@ -661,7 +675,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
             f"{op}: every input must be a probability in [0, 1], found {value}; "
             "for logits use binary_cross_entropy_with_logits"
         )
-    weight_arr = _constant_array(op, "weight", weight, input.dtype)
+    weight_arr = _constant_array(op, "weight", weight, input)
     if weight_arr is not None:
         try:
             np.broadcast_shapes(weight_arr.shape, tuple(input.shape))
@@ -704,8 +718,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     _check_reduction(op, reduction)
     from minidl.tensor import Tensor
 
-    weight_arr = _constant_array(op, "weight", weight, input.dtype)
-    pos_weight_arr = _constant_array(op, "pos_weight", pos_weight, input.dtype)
+    weight_arr = _constant_array(op, "weight", weight, input)
+    pos_weight_arr = _constant_array(op, "pos_weight", pos_weight, input)
     for name, arr in (("weight", weight_arr), ("pos_weight", pos_weight_arr)):
         if arr is not None:
             try:

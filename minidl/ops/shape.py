@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.backend import array_module
+from minidl.backend import array_module, device_of, move
 
 __all__ = [
     "reshape", "permute", "transpose", "expand", "squeeze", "unsqueeze", "flatten",
@@ -49,7 +49,7 @@ class Permute(Function):
         return x.transpose(self.dims)
 
     def backward(self, grad):
-        return grad.transpose(np.argsort(self.dims))
+        return grad.transpose(tuple(np.argsort(self.dims).tolist()))  # ints, not a host array
 
 
 class Expand(Function):
@@ -60,16 +60,30 @@ class Expand(Function):
         return grad  # the engine sums the broadcast axes back to the input's shape
 
 
-def _index_key(key):
-    """Turn Tensors inside an index into arrays; keep slices, ints, None, Ellipsis."""
+def _index_key(key, device="cpu"):
+    """Turn Tensors inside an index into arrays; keep slices, ints, None, Ellipsis.
+
+    Index arrays end up on ``device``, the device of the array being indexed: host indices
+    of a CUDA tensor are copied to the GPU; GPU indices of a CPU tensor are refused (as in
+    PyTorch: the values would have to come back to the host first).
+    """
     from minidl.tensor import Tensor
 
     if isinstance(key, tuple):
-        return tuple(_index_key(k) for k in key)
+        return tuple(_index_key(k, device) for k in key)
     if isinstance(key, Tensor):
-        return key.data
-    if isinstance(key, list):
-        return np.asarray(key)
+        key = key.data
+    elif isinstance(key, list):
+        key = np.asarray(key)
+    if hasattr(key, "shape") and not isinstance(key, np.generic):
+        where = device_of(key)
+        if where != device:
+            if device == "cpu":
+                raise RuntimeError(
+                    f"indexing: a cpu tensor cannot be indexed with a {where} index "
+                    f"{tuple(key.shape)}; move the index with .cpu()"
+                )
+            key = move(key, device)
     return key
 
 
@@ -110,7 +124,7 @@ class Concat(Function):
 
     def backward(self, grad):
         xp = array_module(grad)
-        bounds = np.cumsum(self.sizes)[:-1]
+        bounds = np.cumsum(self.sizes)[:-1].tolist()  # Python ints: no host array to CuPy
         return tuple(xp.split(grad, bounds, axis=self.axis))
 
 
@@ -281,7 +295,8 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 def getitem(x, key):
     """``x[key]``; see :class:`GetItem`. Boolean and integer tensor indices are allowed."""
-    key = _index_key(key)
+    data = getattr(x, "data", None)
+    key = _index_key(key, device_of(data) if hasattr(data, "shape") else "cpu")
     try:
         return GetItem.apply(x, key=key)
     except IndexError as e:

@@ -30,7 +30,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..autograd import enable_grad
-from ..backend import array_module
+from ..backend import array_module, device_of, move
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -458,10 +458,12 @@ def _is_array_like(value):
 def _as_array(value, like):
     """A fresh array holding ``value``, on ``like``'s device and (if floating) dtype."""
     data = value.data if isinstance(value, Tensor) else value
-    xp = array_module(like)
-    if xp is np or not isinstance(data, xp.ndarray):
+    if device_of(data) != "cuda":
         data = np.asarray(data)  # torch CPU tensors convert through __array__
-    array = xp.array(data, copy=True)  # copied: never alias the caller's buffers
+    if device_of(data) != device_of(like):
+        array = move(data, device_of(like))  # state saved on one device, loaded on another
+    else:
+        array = array_module(like).array(data, copy=True)  # never alias the caller's buffers
     if np.issubdtype(like.dtype, np.floating) and np.issubdtype(array.dtype, np.floating):
         array = array.astype(like.dtype, copy=False)
     return array
