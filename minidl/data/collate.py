@@ -12,14 +12,21 @@ import numbers
 
 import numpy as np
 
+from minidl.tensor import Tensor, get_default_dtype
+
 __all__ = ["default_collate", "pad_collate"]
+
+
+def _host_array(value):
+    """A NumPy array from an array-like or a minidl Tensor (detached, on the host)."""
+    if isinstance(value, Tensor):
+        return np.asarray(value.detach())
+    return np.asarray(value)
 
 
 def _batch_tensor(array):
     """Wrap a stacked batch array as a Tensor: integers widen to int64 (the label and
     index dtype of every loss and embedding), floats and bools keep their dtype."""
-    from minidl.tensor import Tensor
-
     array = np.asarray(array)
     if array.dtype.kind in "iu":
         array = array.astype(np.int64, copy=False)
@@ -39,8 +46,6 @@ def _stack(items, where):
 
 
 def _collate(batch, where):
-    from minidl.tensor import Tensor, get_default_dtype
-
     first = batch[0]
     if isinstance(first, Tensor):
         return _batch_tensor(_stack([np.asarray(item.detach()) for item in batch], where))
@@ -184,8 +189,6 @@ def pad_collate(batch, pad_value=0, target_pad_value=-100, length_axis=0):
     >>> batch["targets"].tolist()
     [[1, 0, 1], [2, -100, -100]]
     """
-    from minidl.data.dataset import _host_array
-
     if len(batch) == 0:
         raise ValueError("pad_collate: empty batch")
     has_target = isinstance(batch[0], (tuple, list))

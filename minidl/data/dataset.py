@@ -18,6 +18,7 @@ import numbers
 
 import numpy as np
 
+from minidl.data.collate import _batch_tensor, _host_array, default_collate
 from minidl.data.sampler import _EpochRandom
 
 __all__ = [
@@ -32,15 +33,6 @@ __all__ = [
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _host_array(value):
-    """A NumPy array from an array-like or a minidl Tensor (detached, on the host)."""
-    from minidl.tensor import Tensor
-
-    if isinstance(value, Tensor):
-        return np.asarray(value.detach())
-    return np.asarray(value)
 
 
 class Dataset:
@@ -111,8 +103,6 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def _get_batch(self, indices):
-        from minidl.data.collate import _batch_tensor, default_collate
-
         out = []
         for a in self.arrays:
             rows = a[indices]
