@@ -22,7 +22,9 @@ Randomness
 Every random transform takes ``seed``: an int (its own ``numpy.random.Generator``,
 seeded once, so the sequence of calls is reproducible), a ``Generator`` (shared), or
 ``None`` (minidl's global generator, so ``minidl.manual_seed`` fixes it).  One call draws
-its random parameters once, then applies them to image and mask.
+its random parameters once, then applies them to image and mask.  For a training run that
+must resume bit for bit from a checkpoint, prefer ``None``: checkpoints save the global
+generator's state, not the private generators of int-seeded transforms.
 
 Percentile normalisation
 ------------------------
