@@ -55,6 +55,8 @@ from bench import workloads as W  # noqa: E402
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO_ROOT, "bench", "results")
 CPU_BACKENDS = ("numpy", "cpu", "numba", "auto")
+#: the GPU runner: minidl on CuPy (the kernel registry's "cuda" entries, else the references)
+CUDA = "cuda"
 MEMORY_MARK = "BENCH-MEMORY-RESULT "
 _LIMITER = None  # threadpoolctl limits kept alive for the whole run
 
@@ -99,6 +101,27 @@ def available_backends():
     for impls in backend._KERNELS.values():
         found.update(b for b in impls if b in CPU_BACKENDS)
     return [b for b in CPU_BACKENDS if b in found]
+
+
+def cuda_status():
+    """``(True, description)`` when minidl can use a GPU, else ``(False, why not)``."""
+    from minidl import cuda
+
+    try:
+        cupy = cuda.require_cupy()
+    except RuntimeError as err:
+        return False, str(err)
+    try:
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+    except Exception:  # noqa: BLE001 - a description only
+        name = "CUDA GPU"
+    return True, f"{name}, CuPy {getattr(cupy, '__version__', '?')}"
+
+
+def _device(runner):
+    return "cuda" if runner == CUDA else "cpu"
 
 
 def _cpu_model():
@@ -248,6 +271,9 @@ def _backend(name):
     if name is None:
         yield
         return
+    if name == CUDA:  # the GPU runner takes its kernels from the registry's "cuda" entries
+        yield
+        return
     old = minidl.backend.get_backend()
     minidl.set_backend(name)
     try:
@@ -391,7 +417,8 @@ def run_workload(workload, backends, torch_fw, minidl_fw, args):
     """Check, then time, one workload for PyTorch and each minidl backend."""
     log(f"[{workload.id}] {workload.title}")
     torch_step, msteps = W.make_pair(workload, args.seed, torch_fw, minidl_fw,
-                                     n_minidl=len(backends))
+                                     n_minidl=len(backends),
+                                     devices=[_device(b) for b in backends])
     steps = dict(zip(backends, msteps))
     record = {"id": workload.id, "title": workload.title, "kind": workload.kind,
               "reference": "torch" if torch_step is not None else "minidl[numpy]",
@@ -761,6 +788,12 @@ def markdown(result):
                  + ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']}, "
                              f"{b['threading_layer']})" for b in m["numpy_blas"]) + ".")
     lines.append(f"Command: `{result['command']}` ({result['timestamp']}).")
+    gpu = result.get("cuda") or {}
+    if gpu.get("available"):
+        lines.append(f"GPU runner `cuda`: {gpu['device']} (kernels from the registry's "
+                     "\"cuda\" entries; each step ends with a device synchronisation).")
+    elif gpu:
+        lines.append(f"GPU runner `cuda`: skipped ({gpu.get('reason')}).")
     lines.append("")
     head = ["id", "workload"] + (["PyTorch ms"] if has_torch else [])
     head += [f"{b} ms" + (" (×PyTorch)" if has_torch else "") for b in backends]
@@ -814,7 +847,8 @@ def markdown(result):
                      "a fresh process per cell; MiB):")
         lines.append("")
         head = ["id"] + (["PyTorch"] if has_torch else [])
-        head += [b + (" (×PyTorch)" if has_torch else "") for b in backends]
+        mem_backends = [b for b in backends if b != CUDA]  # host memory only
+        head += [b + (" (×PyTorch)" if has_torch else "") for b in mem_backends]
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "|".join("---" for _ in head) + "|")
         for w in mem:
@@ -822,7 +856,7 @@ def markdown(result):
             tm = w["memory"].get("torch", {}).get("peak_growth_mib")
             if has_torch:
                 row.append("error" if tm is None else f"{tm:.1f}")
-            for b in backends:
+            for b in mem_backends:
                 r = w["memory"].get(b, {})
                 if "peak_growth_mib" not in r:
                     row.append("error")
@@ -921,7 +955,10 @@ def parse_args(argv=None):
     p.add_argument("--only", default="", help="comma-separated workload ids or groups "
                    "(W1, W1a-fwd, W2, ...); default: all")
     p.add_argument("--backends", default="", help="comma-separated minidl backends "
-                   "(numpy,cpu,numba,auto); default: every available concrete backend")
+                   "(numpy,cpu,numba,auto,cuda); default: every available concrete backend, "
+                   "and cuda when a GPU is present")
+    p.add_argument("--no-cuda", action="store_true",
+                   help="leave the GPU runner out even when a GPU is present")
     p.add_argument("--steps", type=int, default=20, help="timed steps per runner (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="warm-up rounds (default 3)")
     p.add_argument("--block", type=int, default=5,
@@ -973,18 +1010,29 @@ def main(argv=None):
     _set_threads(bench.THREADS)
     torch = None if args.no_torch else _import_torch()
     available = available_backends()
+    gpu_ok, gpu_text = cuda_status()
     if args.backends:
         wanted = [b.strip().lower() for b in args.backends.split(",") if b.strip()]
-        bad = [b for b in wanted if b not in CPU_BACKENDS]
+        bad = [b for b in wanted if b not in CPU_BACKENDS + (CUDA,)]
         if bad:
-            raise SystemExit(f"unknown backend(s) {bad}; choose from {CPU_BACKENDS}")
+            raise SystemExit(f"unknown backend(s) {bad}; choose from {CPU_BACKENDS + (CUDA,)}")
         # "auto" (each kernel from the fastest available backend) always runs
         backends = [b for b in wanted if b in available or b == "auto"]
         skipped = {b: "not available (see minidl.backend.info())"
-                   for b in wanted if b not in backends}
+                   for b in wanted if b not in backends and b != CUDA}
+        want_cuda = CUDA in wanted and not args.no_cuda
     else:
         backends = [b for b in available if b != "auto"]
         skipped = {}
+        want_cuda = not args.no_cuda
+    if want_cuda:
+        if gpu_ok:
+            backends.append(CUDA)
+            available = available + [CUDA]
+        else:
+            skipped[CUDA] = f"no GPU: {gpu_text}"
+    elif args.no_cuda:
+        skipped[CUDA] = "--no-cuda"
     try:
         selected = W.select(args.only.split(",") if args.only else None)
     except ValueError as err:
@@ -992,10 +1040,11 @@ def main(argv=None):
     if args.list:
         for w in W.WORKLOADS:
             print(f"{w.id:11s} {w.kind:7s} {w.title}")
-        print("backends available:", ", ".join(available), "| torch:", torch is not None)
+        print("backends available:", ", ".join(available), "| torch:", torch is not None,
+              "| cuda:", gpu_text)
         return 0
     for b, why in skipped.items():
-        log(f"note: backend {b} skipped: {why}")
+        log(f"note: {'the GPU runner' if b == CUDA else 'backend ' + b} skipped: {why}")
     if not backends:
         raise SystemExit("no minidl backend to run")
     blas_env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -1023,18 +1072,23 @@ def main(argv=None):
                       "seed", "tol", "kernel_reps", "memory_steps", "no_kernels",
                       "no_memory", "all_kernels", "noisy_cores", "wait_quiet")},
         "backends": {"available": available, "timed": backends, "skipped": skipped},
+        "cuda": {"available": gpu_ok, "device": gpu_text if gpu_ok else None,
+                 "reason": None if gpu_ok else gpu_text},
         "workloads": [],
     }
     for w in selected:
         result["workloads"].append(run_workload(w, backends, torch_fw, minidl_fw, args))
     if not args.no_kernels:
         with LoadMeter() as load:
-            rows = kernel_table(selected, backends, minidl_fw, args)
+            # the per-kernel table times host kernels on host arrays: CPU backends only
+            cpu_backends = [b for b in backends if b != CUDA]
+            rows = kernel_table(selected, cpu_backends, minidl_fw, args)
         result["kernels"] = rows
         result["kernels_other_load_cores"] = load.other_cores
-        result["suggested_measured_order"] = suggested_order(rows, backends)
+        result["suggested_measured_order"] = suggested_order(rows, cpu_backends)
     if not args.no_memory:
-        runners = (["torch"] if torch is not None else []) + backends
+        # peak host RSS says nothing about GPU memory: the GPU runner is left out
+        runners = (["torch"] if torch is not None else []) + [b for b in backends if b != CUDA]
         for w, rec in zip(selected, result["workloads"]):
             if w.kind in ("train", "fwdbwd"):
                 log(f"[memory] {w.id}")
@@ -1042,7 +1096,8 @@ def main(argv=None):
                 tm = rec["memory"].get("torch", {}).get("peak_growth_mib")
                 rec["memory_ratio"] = {
                     b: rec["memory"][b]["peak_growth_mib"] / tm
-                    for b in backends if tm and "peak_growth_mib" in rec["memory"][b]}
+                    for b in backends
+                    if tm and "peak_growth_mib" in rec["memory"].get(b, {})}
     # machine info last: by now every thread pool (OpenBLAS, OpenMP of torch, numba and
     # the C extension) has been loaded, so threadpoolctl sees them all
     result["machine"] = machine_info(torch)

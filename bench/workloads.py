@@ -49,11 +49,16 @@ __all__ = [
 
 
 class MinidlFramework:
-    """What a workload needs from minidl: ``nn``, ``optim``, tensors from NumPy and back."""
+    """What a workload needs from minidl: ``nn``, ``optim``, tensors from NumPy and back.
+
+    ``device="cuda"`` puts the inputs (and, through :meth:`place`, the model) on the GPU;
+    :meth:`sync` then waits for the GPU at the end of every step, so that a timer measures
+    the work rather than the kernel launches.
+    """
 
     name = "minidl"
 
-    def __init__(self):
+    def __init__(self, device="cpu"):
         import minidl
         import minidl.nn
         import minidl.optim
@@ -61,18 +66,33 @@ class MinidlFramework:
         self.lib = minidl
         self.nn = minidl.nn
         self.optim = minidl.optim
+        self.device = device
+
+    def on(self, device):
+        """The same adapter for another device."""
+        return self if device == self.device else MinidlFramework(device)
 
     def manual_seed(self, seed):
         self.lib.manual_seed(seed)
 
     def tensor(self, array, requires_grad=False):
         t = self.lib.from_numpy(np.array(array, copy=True))
+        if self.device != "cpu":
+            t = t.to(self.device)
         if requires_grad:
             t.requires_grad_()
         return t
 
+    def place(self, model):
+        """The model on this adapter's device (in place)."""
+        return model.to(self.device) if self.device != "cpu" else model
+
+    def sync(self):
+        if self.device == "cuda":
+            self.lib.cuda.synchronize()
+
     def numpy(self, t):
-        return np.array(t.detach().numpy(), copy=True)
+        return np.array(t.detach().cpu().numpy(), copy=True)
 
     def no_grad(self):
         return self.lib.no_grad()
@@ -107,6 +127,9 @@ class TorchFramework:
 
     def numpy(self, t):
         return np.array(t.detach().numpy(), copy=True)
+
+    def sync(self):
+        pass
 
     def no_grad(self):
         return self.lib.no_grad()
@@ -235,6 +258,7 @@ class ForwardStep(Step):
     def run(self):
         with self.fw.no_grad():
             self.model(self.x)
+        self.fw.sync()
 
     def check(self):
         with self.fw.no_grad():
@@ -258,6 +282,7 @@ class ForwardBackwardStep(Step):
         self._zero()
         out = self.model(self.x)
         out.backward(self.g)
+        self.fw.sync()
 
     def check(self):
         self._zero()
@@ -284,6 +309,7 @@ class TrainStep(Step):
         loss = self.criterion(self.model(self.x), self.y)
         loss.backward()
         self.optimizer.step()
+        self.fw.sync()
 
     def check(self):
         """The first step's output, loss and gradients, with dropout off; no update."""
@@ -446,7 +472,8 @@ def state_dict_as_numpy(torch_model):
             for k, v in torch_model.state_dict().items()}
 
 
-def make_pair(workload, seed=0, torch_fw=None, minidl_fw=None, n_minidl=1, data=None):
+def make_pair(workload, seed=0, torch_fw=None, minidl_fw=None, n_minidl=1, data=None,
+              devices=None):
     """Build the workload for both frameworks from the same weights and inputs.
 
     Returns ``(torch_step or None, [minidl_step, ...])``: ``n_minidl`` independent minidl
@@ -454,7 +481,10 @@ def make_pair(workload, seed=0, torch_fw=None, minidl_fw=None, n_minidl=1, data=
     loaded from the PyTorch model's ``state_dict`` when PyTorch is given, otherwise from
     the first minidl model (built with minidl's own seeded initialisation).  ``data``
     (the inputs) defaults to ``workload.make_inputs(np.random.default_rng(seed))``.
+    ``devices`` (default all ``"cpu"``) gives each minidl copy's device: a ``"cuda"`` copy
+    is loaded on the host, then moved to the GPU with its inputs.
     """
+    devices = list(devices) if devices is not None else ["cpu"] * n_minidl
     if data is None:
         data = workload.make_inputs(np.random.default_rng(seed))
     torch_step = None
@@ -472,5 +502,6 @@ def make_pair(workload, seed=0, torch_fw=None, minidl_fw=None, n_minidl=1, data=
                 state = {k: minidl_fw.numpy(v) for k, v in model.state_dict().items()}
             else:
                 model.load_state_dict(state)
-            minidl_steps.append(workload.make_step(minidl_fw, model, data))
+            fw = minidl_fw.on(devices[i])
+            minidl_steps.append(workload.make_step(fw, fw.place(model), data))
     return torch_step, minidl_steps

@@ -24,6 +24,7 @@ __all__ = [
     "to_host",
     "check_same_device",
     "raise_device_mismatch",
+    "add_at",
     "register_kernel",
     "get_kernel",
     "set_backend",
@@ -116,6 +117,20 @@ def move(array, device: str):
     from minidl import cuda
 
     return cuda.to_device(array)
+
+
+def add_at(target, index, values):
+    """``target[index] += values`` in place, with repeated indices accumulated.
+
+    NumPy spells it ``np.add.at``; CuPy ``cupyx.scatter_add`` (an atomic add on the GPU,
+    available in every CuPy version, unlike ``cupy.add.at``).
+    """
+    if device_of(target) == "cuda":
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
 
 
 def check_same_device(op_name, tensors):

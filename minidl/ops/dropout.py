@@ -12,7 +12,9 @@ mask and keeps only the mask for backward.
 
 The mask is drawn from :func:`minidl.random.default_generator`, so
 ``minidl.manual_seed(s)`` makes a run reproducible (the masks are not PyTorch's: the two
-libraries use different generators).
+libraries use different generators).  For tensors on the GPU the mask is drawn on the host
+as well and copied over (as booleans): the same seed gives the same masks on every device,
+at the cost of one small host-to-device copy per call.
 
 Channel dropout (``dropout1d``, ``dropout2d``) draws one Bernoulli per (sample, channel)
 and broadcasts it over the spatial positions: neighbouring positions in a feature map are
@@ -74,8 +76,10 @@ def _keep_mask(mask_shape, p, dtype, xp):
     """
     draw_dtype = np.float64 if np.dtype(dtype) == np.float64 else np.float32
     u = _random.default_generator().random(mask_shape, dtype=draw_dtype)
-    keep = (u >= p).astype(dtype)
-    return xp.asarray(keep)
+    # NOTE: drawn on the host from minidl's one generator, so a seed gives the same masks
+    # on every device; only the boolean mask crosses to a GPU (1 byte per element), and
+    # it becomes 0/1 floats there
+    return xp.asarray(u >= p).astype(dtype)
 
 
 def _apply(op, input, mask, inplace):

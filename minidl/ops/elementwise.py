@@ -309,7 +309,8 @@ class _Compare(Function):
 
     def forward(self, a, b):
         _check_shapes(self.name, a, b)
-        return self.ufunc(a, b)
+        # the same ufunc from the operands' module (cupy.equal for CUDA arrays)
+        return getattr(array_module(a, b), self.ufunc.__name__)(a, b)
 
 
 def _compare(name, ufunc):

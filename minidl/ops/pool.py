@@ -226,14 +226,9 @@ def _scatter_to_indices(grad_out, indices, input_shape, nd):
 
 
 def _add_at(target, index, values):
-    """``target[index] += values`` with repeated indices accumulated (NumPy's ``add.at``;
-    CuPy spells it ``cupyx.scatter_add``)."""
-    if array_module(target) is np:
-        np.add.at(target, index, values)
-    else:  # pragma: no cover - needs a GPU
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
+    """``target[index] += values`` with repeated indices accumulated (``np.add.at``, or
+    ``cupyx.scatter_add`` on the GPU)."""
+    backend.add_at(target, index, values)
 
 
 @backend.register_kernel("max_pool1d_backward", "numpy")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import Function
-from minidl.backend import array_module, device_of, move
+from minidl.backend import add_at, array_module, device_of, move
 
 __all__ = [
     "reshape", "permute", "transpose", "expand", "squeeze", "unsqueeze", "flatten",
@@ -112,7 +112,7 @@ class GetItem(Function):
         if _is_basic(self.key):
             out[self.key] = grad  # basic indexing never repeats an element
         else:
-            xp.add.at(out, self.key, grad)
+            add_at(out, self.key, grad)
         return out
 
 
@@ -169,7 +169,7 @@ class PadReflectReplicate(Function):
     def backward(self, grad):
         xp = array_module(grad)
         out = xp.zeros(int(np.prod(self.in_shape)), dtype=grad.dtype)
-        xp.add.at(out, self.source.reshape(-1), grad.reshape(-1))
+        add_at(out, self.source.reshape(-1), grad.reshape(-1))
         return out.reshape(self.in_shape)
 
 

@@ -335,3 +335,43 @@ def test_tensor_methods_on_cuda(gpu):
     assert v.dtype == np.float32 and v.device == "cuda"
     idx = minidl.tensor([1, 0])
     np.testing.assert_array_equal(gpu.host(t[idx]), [[3, 4, 5], [0, 1, 2]])
+
+
+INITS = {
+    "uniform_": lambda t: nn.init.uniform_(t, -0.5, 0.5),
+    "normal_": lambda t: nn.init.normal_(t, 0.0, 0.1),
+    "trunc_normal_": lambda t: nn.init.trunc_normal_(t, std=0.5),
+    "constant_": lambda t: nn.init.constant_(t, 0.25),
+    "ones_": nn.init.ones_,
+    "zeros_": nn.init.zeros_,
+    "dirac_": nn.init.dirac_,
+    "xavier_uniform_": nn.init.xavier_uniform_,
+    "xavier_normal_": nn.init.xavier_normal_,
+    "kaiming_uniform_": nn.init.kaiming_uniform_,
+    "kaiming_normal_": lambda t: nn.init.kaiming_normal_(t, mode="fan_out"),
+    "orthogonal_": nn.init.orthogonal_,
+    "tensor.uniform_": lambda t: t.uniform_(0.0, 2.0),
+    "tensor.normal_": lambda t: t.normal_(1.0, 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+def test_init_on_cuda_gives_the_cpu_values(gpu, name):
+    """Initialisation draws on the host: the same seed fills a GPU weight with exactly the
+    values it gives a CPU weight, and the weight stays on the GPU."""
+    values = {}
+    for device in ("cpu", "cuda"):
+        weight = nn.Parameter(minidl.zeros(4, 3, 3, device=device))
+        minidl.manual_seed(21)
+        with minidl.no_grad():
+            INITS[name](weight)
+        assert weight.device == device
+        values[device] = _host(weight)
+    np.testing.assert_array_equal(values["cuda"], values["cpu"])
+
+
+def test_eye_init_on_cuda(gpu):
+    weight = nn.Parameter(minidl.zeros(3, 4, device="cuda"))
+    nn.init.eye_(weight)
+    assert gpu.is_device_array(weight.data)
+    np.testing.assert_array_equal(gpu.host(weight), np.eye(3, 4))
