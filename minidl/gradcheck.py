@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import no_grad
+from minidl.backend import move, to_host
 
 __all__ = ["gradcheck", "GradcheckError"]
 
@@ -84,7 +85,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
 
     def scalar_loss():
         with no_grad():
-            return sum(float((np.asarray(o.data) * v).sum()) for o, v in
+            return sum(float((to_host(o.data) * v).sum()) for o, v in
                        zip(_outputs(fn, inputs), projections))
 
     # analytic: backward of sum(v * y)
@@ -92,7 +93,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         inputs[i].grad = None
     total = None
     for o, v in zip(outs, projections):
-        term = (o * Tensor._wrap(v)).sum()
+        term = (o * Tensor._wrap(move(v, o.device))).sum()  # v on the output's device
         total = term if total is None else total + term
     if total.requires_grad:
         total.backward()
@@ -102,7 +103,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     for i in checked:
         x = inputs[i]
         analytic = (
-            np.zeros(x.shape) if x.grad is None else np.asarray(x.grad.data, dtype=np.float64)
+            np.zeros(x.shape) if x.grad is None
+            else np.asarray(to_host(x.grad.data), dtype=np.float64)
         )
         numeric = np.zeros(x.shape)
         # index x.data itself (not a reshaped copy) so non-contiguous inputs are perturbed too

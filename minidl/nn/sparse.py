@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.autograd import no_grad
+from minidl.backend import device_of
 from minidl.nn import init
 from minidl.nn.module import Module
 from minidl.nn.parameter import Parameter
@@ -21,8 +22,9 @@ __all__ = ["Embedding"]
 
 
 def _weight_array(value):
-    """A Tensor or ndarray as is (shared); other array-likes (a PyTorch tensor) via NumPy."""
-    if isinstance(value, (Tensor, np.ndarray)):
+    """A Tensor or a NumPy/CuPy array as is (shared); other array-likes (a PyTorch CPU
+    tensor) via NumPy."""
+    if isinstance(value, (Tensor, np.ndarray)) or device_of(value) == "cuda":
         return value
     return np.asarray(value)
 

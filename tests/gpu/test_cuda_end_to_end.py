@@ -375,3 +375,23 @@ def test_eye_init_on_cuda(gpu):
     nn.init.eye_(weight)
     assert gpu.is_device_array(weight.data)
     np.testing.assert_array_equal(gpu.host(weight), np.eye(3, 4))
+
+
+def test_gradcheck_on_cuda(gpu):
+    """Users check their own ops' gradients on the device they run on."""
+    minidl.manual_seed(2)
+    x = minidl.randn(2, 3, 5, dtype=minidl.float64, device="cuda", requires_grad=True)
+    w = minidl.randn(4, 3, 2, dtype=minidl.float64, device="cuda", requires_grad=True)
+    assert minidl.gradcheck(lambda a, b: nn.functional.conv1d(a, b, padding=1).tanh(), [x, w])
+
+
+def test_layers_from_device_arrays(gpu):
+    table = gpu.xp.asarray(np.arange(15, dtype=np.float32).reshape(5, 3))
+    emb = nn.Embedding.from_pretrained(table)
+    assert emb.weight.device == "cuda"
+    out = emb(minidl.tensor([4, 0], device="cuda"))
+    np.testing.assert_array_equal(gpu.host(out), [[12, 13, 14], [0, 1, 2]])
+    p = nn.Parameter(gpu.xp.zeros((2, 2), dtype=np.float32))
+    assert p.device == "cuda" and p.is_leaf and p.requires_grad
+    wrapped = minidl.tensor(gpu.xp.ones(3, dtype=np.float32))  # CuPy data stays on the GPU
+    assert wrapped.device == "cuda" and wrapped.data is not None
