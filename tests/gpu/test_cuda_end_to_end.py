@@ -1,10 +1,11 @@
 """Training, moving, saving and loading on "cuda", compared with the same work on the CPU.
 
 The W2 (DNA CNN, BCEWithLogits, Adam) and W5 (cell-image CNN with batch norm and dropout,
-CrossEntropy, SGD with momentum) training steps of DESIGN.md run on both devices from the
-same weights and inputs; losses, outputs, gradients, updated weights, optimizer state and
-batch-norm statistics must agree to 1e-4 (relative to each array's scale).  The batch is
-smaller than the benchmark's so that the CPU reference stays fast; the layers are the same.
+CrossEntropy, SGD with momentum) training steps of DESIGN.md, and W3 (BiLSTM) and W6 (MLP)
+as well, run on both devices from the same weights and inputs; losses, outputs, gradients,
+updated weights, optimizer state and batch-norm statistics must agree to 1e-4 (relative to
+each array's scale).  The batch is smaller than the benchmark's so that the CPU reference
+stays fast; the layers are the same.
 
 See ``conftest.py`` for the two kinds of "cuda" (the host-side fake CuPy, which checks
 genericity, and the real CuPy on a GPU, marked ``gpu``).
@@ -85,11 +86,44 @@ def _w5_data(rng, batch=4):
     return x, y
 
 
+class ProteinBiLSTM(nn.Module):
+    """W3: LSTM(21, 128, bidirectional, batch_first), Linear(256, 3) per residue."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(21, 128, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(256, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out).reshape(-1, 3)
+
+
+def _w3_data(rng, batch=3, length=24):
+    x = np.eye(21, dtype=np.float32)[rng.integers(0, 21, size=(batch, length))]
+    y = rng.integers(0, 3, size=(batch * length,)).astype(np.int64)
+    return x, y
+
+
+def mlp():
+    """W6: 784-256-256-10 with ReLU."""
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                         nn.Linear(256, 10))
+
+
+def _w6_data(rng, batch=8):
+    x = rng.standard_normal((batch, 784)).astype(np.float32)
+    return x, rng.integers(0, 10, size=(batch,)).astype(np.int64)
+
+
 WORKLOADS = {
     "W2": (DnaCNN, _w2_data, nn.BCEWithLogitsLoss,
            lambda params: optim.Adam(params, lr=1e-3)),
     "W5": (cell_cnn, _w5_data, nn.CrossEntropyLoss,
            lambda params: optim.SGD(params, lr=0.01, momentum=0.9)),
+    "W3": (ProteinBiLSTM, _w3_data, nn.CrossEntropyLoss,
+           lambda params: optim.Adam(params, lr=1e-3)),
+    "W6": (mlp, _w6_data, nn.CrossEntropyLoss, lambda params: optim.Adam(params, lr=1e-3)),
 }
 
 
@@ -136,7 +170,7 @@ def _device_arrays(model, optimizer):
     return arrays
 
 
-@pytest.mark.parametrize("workload", ["W2", "W5"])
+@pytest.mark.parametrize("workload", ["W2", "W5", "W3", "W6"])
 def test_training_steps_on_cuda_match_cpu(gpu, workload):
     cpu = _train(workload, "cpu")
     cuda = _train(workload, "cuda")

@@ -223,6 +223,11 @@ CASES = {
     "rnn": (_rnn, [((5, 2, 3), "f")]),
     "packed_lstm": (_packed_lstm, [((3, 5, 3), "f")]),
     "cells": (_cells, [((2, 3), "f"), ((2, 4), "f")]),
+    "misc": (lambda d, a, v: (minidl.outer(v, v), v.dot(v), (a > 0).all(1), (a > 0).any(),
+                              a.argmin(0), a.min(1)[0], a.tile((2, 1)), a.movedim(0, 1),
+                              minidl.where(a > 0, a, 0.0), a.logsumexp(0), a.var(0, False),
+                              nn.utils.rnn.pad_sequence([v, v[:2]], batch_first=True)),
+             [((3, 4), "f"), ((4,), "f")]),
     # layers with parameters
     "layers": (lambda d, x, x2: (nn.Linear(5, 3).to(d)(x), nn.Bilinear(5, 5, 2).to(d)(x, x),
                                  nn.Conv2d(2, 3, 3, padding="same").to(d)(x2),
