@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["is_available", "device_count", "synchronize", "to_device", "require_cupy"]
+__all__ = ["is_available", "device_count", "synchronize", "empty_cache", "manual_seed",
+           "manual_seed_all", "to_device", "require_cupy"]
 
 _INSTALL_HINT = 'install CuPy for your CUDA version, e.g. pip install "minidl[gpu]"'
 # the CuPy module last found usable: checking again costs a driver call per transfer, and
@@ -90,6 +91,32 @@ def synchronize():
     cupy = sys.modules.get("cupy")
     if cupy is not None and cupy is _checked_cupy:
         cupy.cuda.Device().synchronize()
+
+
+def empty_cache():
+    """Give CuPy's cached, unused GPU memory back to the driver (a no-op without CuPy).
+
+    CuPy keeps freed blocks in a pool for reuse, so the memory other processes see in use
+    stays high after tensors are freed; this releases the blocks nothing holds.
+    """
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and cupy is _checked_cupy:
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+def manual_seed(seed: int):
+    """Seed the random numbers of CUDA tensors: the same as :func:`minidl.manual_seed`.
+
+    NOTE: minidl draws every random number (initialisation, ``randn``, dropout masks) on
+    the host from one generator and copies it to the GPU, so there is no separate GPU
+    generator; this exists so that code written for ``torch.cuda.manual_seed`` ports.
+    """
+    from minidl import random
+
+    return random.manual_seed(seed)
+
+
+manual_seed_all = manual_seed
 
 
 def to_device(array):

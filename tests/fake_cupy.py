@@ -396,6 +396,17 @@ _cuda = types.SimpleNamespace(
 )
 
 
+class _MemoryPool:
+    def free_all_blocks(self):
+        pass
+
+    def used_bytes(self):
+        return 0
+
+
+_memory_pool = _MemoryPool()
+
+
 def _make_cupy():
     module = _Namespace("cupy", np, {
         "__fake__": True,
@@ -405,6 +416,7 @@ def _make_cupy():
         "array": array,
         "asnumpy": asnumpy,
         "get_array_module": get_array_module,
+        "get_default_memory_pool": lambda: _memory_pool,
         "cuda": _cuda,
     })
     return module

@@ -245,3 +245,12 @@ def test_import_minidl_imports_neither_cupy_nor_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_cuda_helpers_without_cupy(no_cupy):
+    minidl.cuda.empty_cache()  # a no-op, never an error
+    minidl.cuda.manual_seed(4)
+    a = minidl.randn(3)
+    minidl.manual_seed(4)
+    np.testing.assert_array_equal(a.numpy(), minidl.randn(3).numpy())
+    assert minidl.cuda.manual_seed_all is minidl.cuda.manual_seed

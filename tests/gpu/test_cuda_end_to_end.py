@@ -429,3 +429,11 @@ def test_layers_from_device_arrays(gpu):
     assert p.device == "cuda" and p.is_leaf and p.requires_grad
     wrapped = minidl.tensor(gpu.xp.ones(3, dtype=np.float32))  # CuPy data stays on the GPU
     assert wrapped.device == "cuda" and wrapped.data is not None
+
+
+def test_cuda_module_helpers(gpu):
+    assert minidl.cuda.is_available() and minidl.cuda.device_count() >= 1
+    t = minidl.ones(1000, device="cuda") * 2
+    minidl.cuda.synchronize()
+    del t
+    minidl.cuda.empty_cache()
