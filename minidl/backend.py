@@ -212,6 +212,12 @@ def _ensure_accelerated_loaded():
     kernels.load()
 
 
+def _ensure_cuda_loaded():
+    from minidl import kernels
+
+    kernels.load_cuda()
+
+
 def _order(name):
     return _MEASURED_ORDER.get(name, _DEFAULT_ORDER)
 
@@ -230,8 +236,12 @@ def get_kernel(name: str, device: str = "cpu"):
     if not impls:
         raise KeyError(f"no kernel named {name!r} is registered")
     if device == "cuda":
-        if _use_cuda_kernels and "cuda" in impls:
-            return impls["cuda"]
+        if _use_cuda_kernels:
+            # the Numba-CUDA kernels load here, on a CUDA tensor's first kernel, never at
+            # import; they register into ``impls`` (or leave the reference, saying why)
+            _ensure_cuda_loaded()
+            if "cuda" in impls:
+                return impls["cuda"]
         return impls["numpy"]
     return impls[_chosen_name(impls, name)]
 
@@ -292,8 +302,10 @@ def info() -> dict:
 
     Returns a dict with ``selected`` (the backend setting), ``num_threads``,
     ``extensions`` (each accelerated module and whether it loaded, with the reason if
-    not) and ``kernels`` (for each kernel: the implementations available and the one
-    that runs now).
+    not), ``cuda`` (each family of Numba-CUDA kernels: ``"loaded"``, ``"unavailable:
+    why"``, or ``"not loaded"`` before a CUDA tensor first needed one; asking does not
+    load them) and ``kernels`` (for each kernel: the implementations available and the
+    one that runs now on the CPU).
     """
     import minidl.nn.functional  # noqa: F401 - imports every op module, registering references
     from minidl import kernels
@@ -304,6 +316,7 @@ def info() -> dict:
         "selected": _selected,
         "num_threads": get_num_threads(),
         "extensions": kernels.status(),
+        "cuda": kernels.cuda_status(),
         "kernels": {
             name: {"available": sorted(impls), "chosen": _chosen_name(impls, name)}
             for name, impls in sorted(_KERNELS.items())
