@@ -85,7 +85,7 @@ class SequenceCNN(nn.Module):
 
     def __init__(self, num_classes=2, in_channels=4, channels=(128, 128, 128),
                  kernel_sizes=(15, 7, 5), pools=(4, 4, 1), hidden=64, dropout=0.2,
-                 pool_bins=0):
+                 pool_bins=8):
         super().__init__()
         self.config = dict(model="cnn", num_classes=num_classes, in_channels=in_channels,
                            channels=list(channels), kernel_sizes=list(kernel_sizes),

@@ -1,0 +1,7 @@
+"""``python -m minidl.bio``: the ``minidl-bio`` command line."""
+
+import sys
+
+from minidl.bio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,117 @@
+"""``minidl-bio``: train, evaluate and use bio models from the command line.
+
+::
+
+    minidl-bio dna train --data arabidopsis_nontata_promoters --out runs/promoters
+    minidl-bio dna train --fasta promoter=pos.fa --fasta background=neg.fa --out runs/mine
+    minidl-bio dna evaluate --model runs/promoters --data table.csv
+    minidl-bio dna predict --model arabidopsis_promoters --fasta new.fa --out scores.tsv
+
+(also ``python -m minidl.bio ...``).  ``train`` writes into ``--out``: ``model.safetensors``,
+``config.json``, ``metrics.json`` (test split), ``history.csv`` and ``curves.png`` (when
+matplotlib is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_backend_options(p):
+    p.add_argument("--backend", default=None, choices=["auto", "numpy", "cpu", "numba"],
+                   help="kernel backend (default: MINIDL_BACKEND or auto)")
+    p.add_argument("--threads", type=int, default=None, help="threads for compiled kernels")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="minidl-bio", description=__doc__.splitlines()[0])
+    tasks = parser.add_subparsers(dest="task", required=True)
+    dna = tasks.add_parser("dna", help="DNA sequence classification")
+    cmds = dna.add_subparsers(dest="command", required=True)
+
+    t = cmds.add_parser("train", help="train a classifier")
+    src = t.add_argument_group("data (one of --data, --train/--valid/--test, --fasta)")
+    src.add_argument("--data", help="shipped dataset name or a CSV/TSV table "
+                     "(columns sequence, label; optional split, id)")
+    src.add_argument("--train")
+    src.add_argument("--valid")
+    src.add_argument("--test")
+    src.add_argument("--fasta", action="append", metavar="LABEL=PATH",
+                     help="one FASTA file per class (repeat)")
+    t.add_argument("--out", required=True, help="output directory")
+    t.add_argument("--model", default="cnn", choices=["cnn", "danq"],
+                   help="cnn: DeepBind/Basset-style CNN (default); danq: CNN + BiLSTM")
+    t.add_argument("--pool-bins", type=int, default=8,
+                   help="cnn: coarse positional bins besides global pooling (0 = global only)")
+    t.add_argument("--epochs", type=int, default=25)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
+    t.add_argument("--weight-decay", type=float, default=1e-2)
+    t.add_argument("--patience", type=int, default=6,
+                   help="early stopping on validation loss (epochs)")
+    t.add_argument("--length", type=int, default=None,
+                   help="pad/crop sequences to this length (default: longest training sequence)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-rc", action="store_true",
+                   help="no reverse-complement augmentation or strand averaging")
+    t.add_argument("--quiet", action="store_true")
+    _add_backend_options(t)
+
+    e = cmds.add_parser("evaluate", help="metrics of a trained model on labelled data")
+    e.add_argument("--model", required=True, help="model directory or shipped model name")
+    e.add_argument("--data", required=True, help="table (CSV/TSV) with sequence and label")
+    e.add_argument("--split", default=None,
+                   help="evaluate only rows of this split (default: test if the table has a "
+                   "split column, else all rows)")
+    e.add_argument("--out", default=None, help="write metrics.json here (a file or directory)")
+    _add_backend_options(e)
+
+    pr = cmds.add_parser("predict", help="class probabilities for sequences in a FASTA file")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--fasta", required=True)
+    pr.add_argument("--out", default=None, help="TSV output (default: standard output)")
+    pr.add_argument("--no-rc", action="store_true", help="forward strand only")
+    _add_backend_options(pr)
+    return parser
+
+
+def _apply_backend(args):
+    """Set the backend/threads the options ask for; returns what to restore (``main`` is
+    also called in-process, from notebooks and tests, where settings must not leak)."""
+    import minidl
+    from minidl import backend
+
+    previous = (backend.get_backend(), backend.get_num_threads())
+    if getattr(args, "backend", None):
+        minidl.set_backend(args.backend)
+    if getattr(args, "threads", None):
+        minidl.set_num_threads(args.threads)
+    return previous
+
+
+def main(argv=None):
+    """Entry point of ``minidl-bio``; returns the exit status (2 on a user error)."""
+    import minidl
+
+    args = build_parser().parse_args(argv)
+    backend, threads = _apply_backend(args)
+    try:
+        if args.task == "dna":
+            from minidl.bio import dna_cli
+
+            return {"train": dna_cli.train, "evaluate": dna_cli.evaluate,
+                    "predict": dna_cli.predict}[args.command](args)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        print(f"minidl-bio: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        minidl.set_backend(backend)
+        minidl.set_num_threads(threads)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
