@@ -75,7 +75,61 @@ def build_parser():
     pr.add_argument("--out", default=None, help="TSV output (default: standard output)")
     pr.add_argument("--no-rc", action="store_true", help="forward strand only")
     _add_backend_options(pr)
+    _add_protein(tasks)
     return parser
+
+
+def _add_protein(tasks):
+    prot = tasks.add_parser("protein", help="per-residue secondary structure (H/E/C)")
+    cmds = prot.add_subparsers(dest="command", required=True)
+    t = cmds.add_parser("train", help="train a BiLSTM tagger")
+    t.add_argument("--data", required=True,
+                   help="shipped dataset name or a CSV/TSV with sequence and ss3 (or ss8), "
+                   "optional split and mask columns")
+    t.add_argument("--mask-column", default=None,
+                   help="0/1 per residue, 1 = scored (default: the first of resolved_mask, "
+                   "eval_mask, mask present)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--epochs", type=int, default=12)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    t.add_argument("--hidden", type=int, default=128, help="LSTM hidden size per direction")
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--dropout", type=float, default=0.25)
+    t.add_argument("--conv-channels", type=int, default=64,
+                   help="convolution before the LSTM (0 = plain BiLSTM tagger)")
+    t.add_argument("--conv-kernel", type=int, default=11)
+    t.add_argument("--patience", type=int, default=3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true")
+    _add_backend_options(t)
+    e = cmds.add_parser("evaluate", help="Q3 of a trained model on a labelled table")
+    e.add_argument("--model", required=True)
+    e.add_argument("--data", required=True)
+    e.add_argument("--mask-column", default=None)
+    e.add_argument("--split", default=None,
+                   help="only this split (default: test when the table has one, else all)")
+    e.add_argument("--out", default=None)
+    _add_backend_options(e)
+    pr = cmds.add_parser("predict", help="H/E/C per residue for a FASTA file")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--fasta", required=True)
+    pr.add_argument("--out", default=None)
+    _add_backend_options(pr)
+
+
+def _data_path(name_or_path):
+    """A table path from a path or a shipped dataset name."""
+    from pathlib import Path
+
+    from minidl.bio import datasets
+
+    if Path(name_or_path).exists():
+        return Path(name_or_path)
+    if name_or_path in datasets.available():
+        return datasets.dataset_path(name_or_path)
+    raise FileNotFoundError(f"{name_or_path!r} is neither a file nor a shipped dataset "
+                            f"(shipped: {', '.join(datasets.available())})")
 
 
 def _apply_backend(args):
@@ -104,6 +158,13 @@ def main(argv=None):
 
             return {"train": dna_cli.train, "evaluate": dna_cli.evaluate,
                     "predict": dna_cli.predict}[args.command](args)
+        if args.task == "protein":
+            from minidl.bio import protein_cli
+
+            if getattr(args, "data", None) is not None:
+                args.data_path = _data_path(args.data)
+            return {"train": protein_cli.train, "evaluate": protein_cli.evaluate,
+                    "predict": protein_cli.predict}[args.command](args)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"minidl-bio: error: {err}", file=sys.stderr)
         return 2

@@ -47,6 +47,13 @@ def _print_metrics(m, file=sys.stdout):
         f"{c} {'nan' if r is None else f'{r:.4f}'}" for c, r in m["recall"].items()), file=file)
 
 
+def _write_history(history, out):
+    """``history.csv`` and ``curves.png`` (matplotlib when installed, else minidl's own
+    PNG writer) into ``out``."""
+    history.to_csv(out / "history.csv")
+    history.plot(out / "curves.png")
+
+
 def train(args):
     """``minidl-bio dna train``: fit a CNN, keep the best epoch on validation, report test."""
     import minidl
@@ -123,8 +130,7 @@ def train(args):
     }
     save_model_dir(out, model, full_config)
     atomic_write_json(out / "metrics.json", metrics)
-    history.to_csv(out / "history.csv")
-    history.plot(out / "curves.png")
+    _write_history(history, out)
     if not args.quiet:
         print(f"test ({len(y['test'])} sequences), trained in {train_seconds:.0f} s:")
         _print_metrics(metrics)

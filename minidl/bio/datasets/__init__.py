@@ -17,6 +17,7 @@ __all__ = ["available", "dataset_path", "read_table"]
 _HERE = Path(__file__).resolve().parent
 _FILES = {
     "arabidopsis_nontata_promoters": "arabidopsis_nontata_promoters.csv.gz",
+    "netsurfp2_flip_ss3": "netsurfp2_flip_ss3.tsv.gz",
 }
 
 
