@@ -115,6 +115,20 @@ class MetricSet:
     def names(self):
         return [name for name, _, _ in self.entries]
 
+    def batch(self, y_true, output):
+        """What to keep of one batch: per-position outputs ``(N, K, d1, ...)`` become rows
+        ``(N * d1 * ..., K)`` without the padded positions, so that batches padded to
+        different lengths concatenate. Raw-output metrics get the batch unchanged."""
+        y_true, output = np.asarray(y_true), np.asarray(output)
+        if (output.ndim > 2 and self.task in (None, "multiclass")
+                and all(reads != "raw" for _, _, reads in self.entries)):
+            rows = np.moveaxis(output, 1, -1).reshape(-1, output.shape[1])
+            targets = y_true.reshape(-1)
+            if targets.shape[0] == rows.shape[0]:
+                keep = targets >= 0
+                return targets[keep], rows[keep]
+        return y_true, output
+
     def compute(self, y_true, output):
         """Every metric on the whole set of targets and raw outputs (NumPy arrays)."""
         if not self.entries:

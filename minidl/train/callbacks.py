@@ -255,7 +255,7 @@ class EarlyStopping(Callback):
 
 def _format_path(template, epoch, logs):
     try:
-        return template.format(epoch=epoch, **(logs or {}))
+        return template.format(**{**(logs or {}), "epoch": epoch})
     except (KeyError, IndexError, ValueError) as exc:
         raise ValueError(
             f"ModelCheckpoint: cannot fill the path template {template!r} with epoch and "

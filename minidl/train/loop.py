@@ -173,8 +173,10 @@ def _run_eval(model, loader, loss_fn, metric_set, unpack, what):
                 total_loss += float(loss_fn(output, target).item()) * n
             total_n += n
             if len(metric_set):
-                outputs.append(_to_numpy(output))
-                targets.append(_to_numpy(target))
+                kept_target, kept_output = metric_set.batch(_to_numpy(target),
+                                                            _to_numpy(output))
+                targets.append(kept_target)
+                outputs.append(kept_output)
     if total_n == 0:
         raise ValueError(f"{what}: the loader yielded no batches")
     results = {}
@@ -382,8 +384,10 @@ class Trainer:
             total_loss += value * n
             total_n += n
             if collect:
-                outputs.append(_to_numpy(output))
-                targets.append(_to_numpy(target))
+                kept_target, kept_output = self.metrics.batch(_to_numpy(target),
+                                                              _to_numpy(output))
+                targets.append(kept_target)
+                outputs.append(kept_output)
             self._call("on_batch_end", index, {"loss": value, "size": n})
             progress.update({"loss": total_loss / total_n})
         if total_n == 0:

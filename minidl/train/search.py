@@ -277,8 +277,6 @@ class _Runner:
 
     def __init__(self, build, train_loader, val_loader, loss_fn, epochs, monitor, mode,
                  patience, min_delta, metrics, task, seed, verbose, fit_kwargs):
-        if val_loader is None and monitor.startswith("val_"):
-            raise ValueError(f"search: monitor={monitor!r} needs a val_loader")
         self.build = build
         self.train_loader, self.val_loader = train_loader, val_loader
         self.loss_fn = loss_fn
@@ -325,6 +323,9 @@ class _Runner:
         parts = self._built(self.build(dict(config)), config)
         train_loader = parts.get("train_loader", self.train_loader)
         val_loader = parts.get("val_loader", self.val_loader)
+        if val_loader is None and self.monitor.startswith("val_"):
+            raise ValueError(f"search: monitor={self.monitor!r} needs a val_loader (give one, "
+                             "or return 'val_loader' from build)")
         for loader in (train_loader, val_loader):
             if id(loader) in self.loader_states:
                 loader.load_state_dict(self.loader_states[id(loader)])
@@ -480,8 +481,6 @@ def optuna_search(build, space, train_loader, val_loader=None, *, n_trials=20, l
                      min_delta, metrics, task, seed, verbose, fit_kwargs)
     if sampler is None:
         sampler = optuna.samplers.TPESampler(seed=seed)
-    if not verbose and hasattr(optuna, "logging"):
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="minimize" if runner.mode == "min" else "maximize", sampler=sampler)
 
@@ -489,7 +488,16 @@ def optuna_search(build, space, train_loader, val_loader=None, *, n_trials=20, l
         config = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         return runner.run(config, n_trials)
 
-    study.optimize(objective, n_trials=n_trials)
+    # quiet means quiet: Optuna logs a line per trial unless told otherwise (restored after)
+    logging = getattr(optuna, "logging", None)
+    previous = logging.get_verbosity() if logging is not None and not verbose else None
+    if previous is not None:
+        logging.set_verbosity(logging.WARNING)
+    try:
+        study.optimize(objective, n_trials=n_trials)
+    finally:
+        if previous is not None:
+            logging.set_verbosity(previous)
     return _finish(runner, results_csv, study)
 
 
