@@ -173,6 +173,9 @@ def _run_eval(model, loader, loss_fn, metric_set, unpack, what):
                 total_loss += float(loss_fn(output, target).item()) * n
             total_n += n
             if len(metric_set):
+                if target is None:
+                    raise ValueError(f"{what}: metrics need targets, but a batch has none; "
+                                     "loaders must yield (inputs, targets) or pass unpack=")
                 kept_target, kept_output = metric_set.batch(_to_numpy(target),
                                                             _to_numpy(output))
                 targets.append(kept_target)

@@ -123,6 +123,15 @@ def test_mode_max_on_a_score(rising):
     assert len(history) == rising["best_epoch"] + 2
 
 
+def test_baseline_must_be_beaten(rising):
+    # no epoch gets below the baseline: stop after `patience` epochs, nothing to restore
+    model = _model()
+    stopper = EarlyStopping(patience=2, baseline=1e-9, restore_best_weights=True)
+    history = _fit(model, rising, 50, callbacks=[stopper])
+    assert len(history) == 2 and stopper.best_epoch is None
+    assert float(model.weight.item()) == pytest.approx(rising["weights"][1], rel=1e-5)
+
+
 def test_auto_mode_maximises_scores_and_minimises_losses():
     assert infer_mode("val_loss") == "min"
     assert infer_mode("loss") == "min"

@@ -243,6 +243,10 @@ def test_missing_targets_and_empty_loaders_are_errors(regression):
         fit(model, nn.MSELoss(), opt, [x], epochs=1, verbose=0)
     with pytest.raises(ValueError, match="no batches"):
         fit(model, nn.MSELoss(), opt, [], epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="metrics need targets"):
+        evaluate(model, [x], metrics=["accuracy"])
+    with pytest.raises(ValueError, match="no target"):
+        evaluate(model, [x], nn.MSELoss())
     with pytest.raises(ValueError, match="epochs"):
         fit(model, nn.MSELoss(), opt, [], epochs=-1, verbose=0)
 
