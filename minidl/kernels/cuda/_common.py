@@ -45,6 +45,8 @@ __all__ = [
     "block_max",
     "usable",
     "array_module",
+    "transferable",
+    "copy_back",
 ]
 
 #: the longest block: shared reduction arrays have this many float64 slots
@@ -123,12 +125,14 @@ def blocks_for(items: int, threads: int | None = None) -> int:
 
 
 def launch(kernel, items, *args):
-    """Launch a grid-stride ``kernel`` over ``items`` work items (``items > 0``)."""
+    """Launch a grid-stride ``kernel`` over ``items`` work items (``items > 0``).
+
+    Array arguments go through :func:`transferable` (and :func:`copy_back` after)."""
     global last_launch
     threads = threads_per_block()
     blocks = blocks_for(items, threads)
     last_launch = (blocks, threads)
-    kernel[blocks, threads](*args)
+    _run(kernel, blocks, threads, args)
 
 
 def launch_blocks(kernel, groups, items_per_group, *args):
@@ -138,13 +142,51 @@ def launch_blocks(kernel, groups, items_per_group, *args):
     threads = block_threads(items_per_group)
     blocks = max(1, min(groups, _config["max_blocks"]))
     last_launch = (blocks, threads)
-    kernel[blocks, threads](*args)
+    _run(kernel, blocks, threads, args)
+
+
+def _run(kernel, blocks, threads, args):
+    used = transferable(*args)
+    kernel[blocks, threads](*used)
+    copy_back(args, used)
 
 
 def usable(*arrays) -> bool:
     """All non-empty and of one dtype, float32 or float64 (the kernels' domain)."""
     dtype = arrays[0].dtype
     return dtype in FLOATS and all(a.dtype == dtype and a.size for a in arrays)
+
+
+def _one_block(a):
+    """Whether Numba can copy NumPy array ``a`` to the device as one piece of memory: C-
+    or F-contiguous once the broadcast (stride-0) axes are dropped (its own rule)."""
+    if a.ndim == 0 or a.size == 0:
+        return True
+    core = a[tuple(0 if stride == 0 else slice(None) for stride in a.strides)]
+    return core.flags.c_contiguous or core.flags.f_contiguous
+
+
+def transferable(*arrays):
+    """The arrays as a kernel launch can take them.
+
+    CuPy arrays are passed as they are: Numba reads them in place, with any strides,
+    through ``__cuda_array_interface__``.  A NumPy array (under the simulator, or a host
+    array given to a GPU kernel) is *copied* to the device by Numba and back after the
+    kernel.  Numba copies one block of memory, so an array with gaps (every other column,
+    padded rows) is replaced by a C-contiguous copy (C-, F-ordered and broadcast arrays
+    keep their strides); and the copy back needs a writeable array, so a read-only one
+    (a broadcast scalar) is replaced by a writeable copy.  Returns a tuple.
+    """
+    return tuple(a if not isinstance(a, np.ndarray) or (_one_block(a) and a.flags.writeable)
+                 else np.array(a, order="C") for a in arrays)
+
+
+def copy_back(originals, used):
+    """After a launch, write what the kernel wrote into the copies :func:`transferable`
+    made back into the caller's (writeable) arrays: the in-place kernels' outputs."""
+    for original, array in zip(originals, used):
+        if array is not original and original.flags.writeable:
+            original[...] = array
 
 
 @cuda.jit(device=True)
