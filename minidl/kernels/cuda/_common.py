@@ -27,6 +27,7 @@ Importing this module imports :mod:`numba.cuda` (ImportError without Numba).
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import numpy as np
 from numba import cuda
@@ -57,6 +58,8 @@ FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _config = {"threads": MAX_THREADS, "max_blocks": 4096}
 #: ``(blocks, threads)`` of the latest launch (read by the tests)
 last_launch: tuple[int, int] | None = None
+#: Numba's handle of each CuPy stream launched on, by CuPy's stream pointer
+_streams: dict[int, object] = {}
 
 array_module = backend.array_module
 
@@ -147,8 +150,35 @@ def launch_blocks(kernel, groups, items_per_group, *args):
 
 def _run(kernel, blocks, threads, args):
     used = transferable(*args)
-    kernel[blocks, threads](*used)
+    stream, device_args = _on_cupy_stream(used)
+    if stream is None:
+        kernel[blocks, threads](*used)
+    else:
+        kernel[blocks, threads, stream](*device_args)
     copy_back(args, used)
+
+
+def _on_cupy_stream(args):
+    """``(stream, args)`` to launch on CuPy's current stream, or ``(None, args)`` when no
+    argument is a CuPy array (NumPy under the simulator).
+
+    NOTE: given a CuPy array directly, Numba *synchronises* the stream its
+    ``__cuda_array_interface__`` names (CuPy names its current one) before every launch:
+    the host would wait for the GPU at each kernel.  Viewing the arrays without that
+    (``as_cuda_array(sync=False)``) and launching on that same stream keeps the order
+    (our kernel runs after the work that made its inputs, before the work that reads its
+    outputs) without a wait.  CuPy's default "null" stream is CUDA's legacy default stream.
+    """
+    cp = sys.modules.get("cupy")
+    if cp is None or not any(isinstance(a, cp.ndarray) for a in args):
+        return None, args
+    pointer = cp.cuda.get_current_stream().ptr
+    stream = _streams.get(pointer)
+    if stream is None:
+        stream = cuda.legacy_default_stream() if pointer == 0 else cuda.external_stream(pointer)
+        _streams[pointer] = stream
+    return stream, tuple(cuda.as_cuda_array(a, sync=False) if isinstance(a, cp.ndarray) else a
+                         for a in args)
 
 
 def usable(*arrays) -> bool:
