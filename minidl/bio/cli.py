@@ -46,11 +46,11 @@ def build_parser():
                    help="cnn: DeepBind/Basset-style CNN (default); danq: CNN + BiLSTM")
     t.add_argument("--pool-bins", type=int, default=8,
                    help="cnn: coarse positional bins besides global pooling (0 = global only)")
-    t.add_argument("--epochs", type=int, default=25)
+    t.add_argument("--epochs", type=int, default=24)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")
     t.add_argument("--weight-decay", type=float, default=1e-2)
-    t.add_argument("--patience", type=int, default=6,
+    t.add_argument("--patience", type=int, default=8,
                    help="early stopping on validation loss (epochs)")
     t.add_argument("--length", type=int, default=None,
                    help="pad/crop sequences to this length (default: longest training sequence)")
