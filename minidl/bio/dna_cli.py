@@ -47,6 +47,14 @@ def _print_metrics(m, file=sys.stdout):
         f"{c} {'nan' if r is None else f'{r:.4f}'}" for c, r in m["recall"].items()), file=file)
 
 
+def _print_published(name, file=sys.stdout):
+    from minidl.bio.datasets import published
+
+    for method, values in published(name):
+        print(f"  published: {method}: " + ", ".join(f"{k} {v}" for k, v in values.items()),
+              file=file)
+
+
 def _write_history(history, out):
     """``history.csv`` and ``curves.png`` (matplotlib when installed, else minidl's own
     PNG writer) into ``out``."""
@@ -134,6 +142,7 @@ def train(args):
     if not args.quiet:
         print(f"test ({len(y['test'])} sequences), trained in {train_seconds:.0f} s:")
         _print_metrics(metrics)
+        _print_published(args.data)
         print(f"wrote {out}/model.safetensors, config.json, metrics.json, history.csv, "
               "curves.png")
     return 0

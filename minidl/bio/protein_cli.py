@@ -125,6 +125,9 @@ def train(args):
     if not args.quiet:
         print(f"test: Q3 {metrics['q3']:.4f} over {metrics['n_residues']} residues of "
               f"{metrics['n_chains']} chains; trained in {seconds:.0f} s")
+        from minidl.bio.dna_cli import _print_published
+
+        _print_published(args.data)
         print(f"wrote {out}/model.safetensors, config.json, metrics.json, history.csv, "
               "curves.png")
     return 0

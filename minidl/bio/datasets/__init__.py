@@ -12,13 +12,33 @@ import csv
 import gzip
 from pathlib import Path
 
-__all__ = ["available", "dataset_path", "read_table"]
+__all__ = ["available", "dataset_path", "read_table", "published", "PUBLISHED"]
 
 _HERE = Path(__file__).resolve().parent
 _FILES = {
     "arabidopsis_nontata_promoters": "arabidopsis_nontata_promoters.csv.gz",
     "netsurfp2_flip_ss3": "netsurfp2_flip_ss3.tsv.gz",
 }
+
+
+#: published results on each shipped dataset (see README.md beside this file), printed
+#: beside minidl's own by the command-line tools
+PUBLISHED = {
+    "arabidopsis_nontata_promoters": [
+        ("CNNProm (Umarov & Solovyev 2017)", {"accuracy": 0.938, "mcc": 0.86}),
+        ("iPTT(2L)-CNN (2021, 10-fold CV)", {"accuracy": 0.957, "mcc": 0.907}),
+        ("logistic regression, 6-mer counts (this split)", {"accuracy": 0.925, "mcc": 0.831}),
+    ],
+    "netsurfp2_flip_ss3": [
+        ("single-sequence deep models (published range)", {"q3": "0.70-0.75"}),
+        ("window-15 one-hot logistic regression (this split)", {"q3": 0.615}),
+    ],
+}
+
+
+def published(name):
+    """``[(method, {metric: value})]`` published for a shipped dataset (empty if none)."""
+    return PUBLISHED.get(str(name), [])
 
 
 def available():
