@@ -42,8 +42,15 @@ def test_readme_example_runs_and_learns(tmp_path, monkeypatch):
         np.testing.assert_array_equal(weights[name].numpy(), value.numpy())
 
 
-def test_main_job_script_has_a_help():
+def test_main_job_command_parses():
+    main_command = _code_blocks("bash")[0].strip()
+    assert "minidl-bio dna train --data arabidopsis_nontata_promoters" in main_command
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-m", "minidl.bio", "dna", "train", "--help"],
+        capture_output=True, text=True, check=True, env=env,
+    )
+    assert "--data" in out.stdout and "--epochs" in out.stdout
     out = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "train_mlp_promoters.py"), "--help"],
         capture_output=True, text=True, check=True, env=env,
