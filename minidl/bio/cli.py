@@ -6,6 +6,8 @@
     minidl-bio dna train --fasta promoter=pos.fa --fasta background=neg.fa --out runs/mine
     minidl-bio dna evaluate --model runs/promoters --data table.csv
     minidl-bio dna predict --model arabidopsis_promoters --fasta new.fa --out scores.tsv
+    minidl-bio cells train --data pbc_bloodmnist_like_28 --out runs/blood
+    minidl-bio cells explain --model bloodmnist_cnn --images cells/ --out saliency/
 
 (also ``python -m minidl.bio ...``).  ``train`` writes into ``--out``: ``model.safetensors``,
 ``config.json``, ``metrics.json`` (test split), ``history.csv`` and ``curves.png`` (when
@@ -76,6 +78,7 @@ def build_parser():
     pr.add_argument("--no-rc", action="store_true", help="forward strand only")
     _add_backend_options(pr)
     _add_protein(tasks)
+    _add_cells(tasks)
     return parser
 
 
@@ -116,6 +119,76 @@ def _add_protein(tasks):
     pr.add_argument("--fasta", required=True)
     pr.add_argument("--out", default=None)
     _add_backend_options(pr)
+
+
+def _add_cells(tasks):
+    cells = tasks.add_parser("cells", help="microscopy cell-image classification")
+    cmds = cells.add_subparsers(dest="command", required=True)
+    t = cmds.add_parser("train", help="train a CNN (or fine-tune a pretrained one)")
+    t.add_argument("--data", required=True,
+                   help="shipped dataset name, a MedMNIST-style .npz, or a folder with one "
+                   "sub-folder per class (optionally inside train/ valid/ test/)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--model", default="cnn", choices=["cnn", "resnet"],
+                   help="cnn: conv-BN-ReLU-pool blocks (default); resnet: small ResNet")
+    t.add_argument("--channels", default="32,64,128",
+                   help="channels per block (cnn) or per stage (resnet)")
+    t.add_argument("--epochs", type=int, default=20)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    t.add_argument("--weight-decay", type=float, default=1e-2)
+    t.add_argument("--label-smoothing", type=float, default=0.05)
+    t.add_argument("--patience", type=int, default=10,
+                   help="early stopping on validation loss (epochs)")
+    t.add_argument("--normalize", default="percentile", choices=["percentile", "scale"],
+                   help="per-image per-channel percentiles 1/99.8 (default) or a fixed "
+                   "scale (255 for 8-bit); then standardisation with training statistics")
+    t.add_argument("--size", type=int, default=None,
+                   help="resize images to SIZE x SIZE (default: as read; the median size "
+                   "when a folder's images differ)")
+    t.add_argument("--no-augment", action="store_true",
+                   help="no flips, rotations, shifts or brightness/contrast jitter")
+    t.add_argument("--no-tta", action="store_true",
+                   help="predict on the image only, not averaged over its 8 symmetries")
+    t.add_argument("--train-fraction", type=float, default=1.0,
+                   help="train on this stratified fraction of the training split")
+    t.add_argument("--limit", type=int, default=None,
+                   help="a stratified sample of at most N images per split (quick trials)")
+    t.add_argument("--classes", default=None, metavar="A,B,...",
+                   help="train on these classes only (names, comma-separated)")
+    t.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start from a pretrained cell model (directory or shipped name): "
+                   "its backbone, a new head")
+    t.add_argument("--freeze-backbone", action="store_true",
+                   help="with --init-from: train the new head only")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quiet", action="store_true")
+    _add_backend_options(t)
+    e = cmds.add_parser("evaluate", help="metrics of a trained model on labelled images")
+    e.add_argument("--model", required=True, help="model directory or shipped model name")
+    e.add_argument("--data", required=True, help="dataset name, .npz or class folders")
+    e.add_argument("--split", default=None, help="train, valid or test (default: test)")
+    e.add_argument("--seed", type=int, default=0,
+                   help="seed of the automatic split of a folder without train/valid/test")
+    e.add_argument("--no-tta", action="store_true")
+    e.add_argument("--out", default=None, help="metrics.json (+ confusion.png in a directory)")
+    _add_backend_options(e)
+    pr = cmds.add_parser("predict", help="class probabilities per image (TSV)")
+    pr.add_argument("--model", required=True)
+    pr.add_argument("--images", required=True,
+                    help="an image file, a folder of images, a .npz or a dataset name")
+    pr.add_argument("--split", default=None, help=".npz/dataset split (default: test)")
+    pr.add_argument("--no-tta", action="store_true")
+    pr.add_argument("--out", default=None, help="TSV output (default: standard output)")
+    _add_backend_options(pr)
+    x = cmds.add_parser("explain", help="gradient saliency maps as PNG")
+    x.add_argument("--model", required=True)
+    x.add_argument("--images", required=True,
+                   help="an image file, a folder of images, a .npz or a dataset name")
+    x.add_argument("--split", default=None, help=".npz/dataset split (default: test)")
+    x.add_argument("--n", type=int, default=16, help="explain the first N images")
+    x.add_argument("--out", required=True, help="output directory for the PNG files")
+    _add_backend_options(x)
 
 
 def _data_path(name_or_path):
@@ -165,6 +238,11 @@ def main(argv=None):
                 args.data_path = _data_path(args.data)
             return {"train": protein_cli.train, "evaluate": protein_cli.evaluate,
                     "predict": protein_cli.predict}[args.command](args)
+        if args.task == "cells":
+            from minidl.bio import cells_cli
+
+            return {"train": cells_cli.train, "evaluate": cells_cli.evaluate,
+                    "predict": cells_cli.predict, "explain": cells_cli.explain}[args.command](args)
     except (ValueError, FileNotFoundError, KeyError) as err:
         print(f"minidl-bio: error: {err}", file=sys.stderr)
         return 2
