@@ -7,7 +7,7 @@
     minidl-bio dna evaluate --model runs/promoters --data table.csv
     minidl-bio dna predict --model arabidopsis_promoters --fasta new.fa --out scores.tsv
     minidl-bio cells train --data pbc_bloodmnist_like_28 --out runs/blood
-    minidl-bio cells explain --model bloodmnist_cnn --images cells/ --out saliency/
+    minidl-bio cells explain --model blood_cells_cnn --images cells/ --out saliency/
 
 (also ``python -m minidl.bio ...``).  ``train`` writes into ``--out``: ``model.safetensors``,
 ``config.json``, ``metrics.json`` (test split), ``history.csv`` and ``curves.png`` (when
