@@ -48,6 +48,9 @@ def build_parser():
                    help="cnn: DeepBind/Basset-style CNN (default); danq: CNN + BiLSTM")
     t.add_argument("--pool-bins", type=int, default=8,
                    help="cnn: coarse positional bins besides global pooling (0 = global only)")
+    t.add_argument("--kmers", default="",
+                   help="cnn: k-mer sizes of a wide k-mer-spectrum branch, e.g. 3,4,5,6 "
+                        "('' or 0 = none)")
     t.add_argument("--epochs", type=int, default=24)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (one-cycle)")

@@ -62,6 +62,20 @@ def _write_history(history, out):
     history.plot(out / "curves.png")
 
 
+def _parse_kmers(text):
+    """``"3,4,5,6"`` -> ``[3, 4, 5, 6]``; ``""`` or ``"0"`` -> ``[]``."""
+    text = str(text or "").strip()
+    if text in ("", "0"):
+        return []
+    try:
+        ks = sorted({int(k) for k in text.split(",") if k.strip()})
+    except ValueError:
+        raise ValueError(f"--kmers: expected comma-separated integers, got {text!r}") from None
+    if min(ks) < 1 or max(ks) > 8:
+        raise ValueError(f"--kmers: sizes must be between 1 and 8 (4^8 features), got {text!r}")
+    return ks
+
+
 def train(args):
     """``minidl-bio dna train``: fit a CNN, keep the best epoch on validation, report test."""
     import minidl
@@ -86,6 +100,7 @@ def train(args):
     config = {"model": args.model, "num_classes": len(classes)}
     if args.model == "cnn":
         config["pool_bins"] = args.pool_bins
+        config["kmers"] = _parse_kmers(getattr(args, "kmers", ""))
     model = build_model(config)
     binary = len(classes) == 2
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()

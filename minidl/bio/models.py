@@ -14,6 +14,12 @@ mean over positions makes the model work for any sequence length:
 followed by a small dense head.  :class:`DanQ` puts a bidirectional LSTM after the
 convolutions (motif grammar: order and spacing of motifs) before the global pooling.
 
+:class:`SequenceCNN` can also take a *wide* branch (``kmers=(3, 4, 5, 6)``): the k-mer
+spectrum of the sequence (:class:`KmerSpectrum`, frequencies of every k-mer), standardised
+by batch normalisation and read by one linear layer whose logits are *added* to the CNN's
+("wide and deep", Cheng et al. 2016).  Composition that the convolutions see only through
+a few filters (e.g. CpG and GC-skew in plant promoters) is then one linear step away.
+
 Both emit one logit for two classes (use ``BCEWithLogitsLoss``, probability = sigmoid)
 and ``num_classes`` logits otherwise (``CrossEntropyLoss``, probabilities = softmax).
 
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 from minidl import nn
 
-__all__ = ["SequenceCNN", "DanQ", "build_model", "MODELS", "output_units"]
+__all__ = ["SequenceCNN", "DanQ", "KmerSpectrum", "build_model", "MODELS", "output_units"]
 
 
 def output_units(num_classes: int) -> int:
@@ -51,6 +57,69 @@ def _conv_blocks(in_channels, channels, kernel_sizes, pools, dropout):
             layers.append(nn.Dropout(dropout))
         in_channels = out
     return nn.Sequential(*layers), in_channels
+
+
+class KmerSpectrum(nn.Module):
+    r"""k-mer frequency spectrum of one-hot sequences: ``(N, A, L)`` -> ``(N, sum_k A^k)``.
+
+    For each ``k`` and each of the :math:`A^k` words :math:`w`,
+
+    .. math::
+
+        f_w(x) = \frac{\#\{t : x_{t..t+k-1} = w\}}{\#\{t : x_{t..t+k-1}\ \text{all known}\}}
+
+    over the windows of length ``k`` whose bases are all known (a one-hot column; an
+    unknown base such as ``N``, encoded as a uniform column, spoils the ``k`` windows
+    through it).  Frequencies rather than counts make the features comparable across
+    sequence lengths.  Words are indexed in base ``A`` with the first base most
+    significant (``AAA, AAC, ..., TTT`` for DNA).
+
+    The spectrum is piecewise constant in ``x``, so no gradient flows back to the input
+    (attribution methods that need one see the convolutional branch only; in-silico
+    mutagenesis sees both).
+    """
+
+    def __init__(self, ks=(3, 4, 5, 6), alphabet_size=4):
+        super().__init__()
+        ks = [int(k) for k in ks]
+        if not ks or min(ks) < 1:
+            raise ValueError(f"k-mer sizes must be positive integers, got {ks}")
+        self.ks = ks
+        self.alphabet_size = int(alphabet_size)
+        self.num_features = sum(self.alphabet_size ** k for k in ks)
+
+    def forward(self, x):
+        from minidl import Tensor
+        from minidl.backend import array_module
+
+        a = x.data if isinstance(x, Tensor) else x
+        if a.ndim != 3 or a.shape[1] != self.alphabet_size:
+            raise ValueError(f"KmerSpectrum expects (N, {self.alphabet_size}, L) one-hot "
+                             f"input, got shape {tuple(a.shape)}")
+        xp = array_module(a)
+        n, A, length = a.shape
+        tokens = a.argmax(axis=1)
+        known = a.max(axis=1) == 1           # a one-hot column, not a uniform 'N' column
+        feats = []
+        for k in self.ks:
+            windows = length - k + 1
+            if windows <= 0:
+                feats.append(xp.zeros((n, A ** k), dtype=a.dtype))
+                continue
+            code = xp.zeros((n, windows), dtype=xp.int64)
+            ok = xp.ones((n, windows), dtype=bool)
+            for j in range(k):
+                code = code * A + tokens[:, j:j + windows]
+                ok &= known[:, j:j + windows]
+            # one bincount for the whole batch: sequence i's words live at i*A^k + code
+            flat = (xp.arange(n)[:, None] * A ** k + code)[ok]
+            counts = xp.bincount(flat, minlength=n * A ** k).reshape(n, A ** k)
+            total = xp.maximum(ok.sum(axis=1, keepdims=True), 1)
+            feats.append((counts / total).astype(a.dtype))
+        return Tensor(xp.concatenate(feats, axis=1))
+
+    def extra_repr(self):
+        return f"ks={self.ks}, alphabet_size={self.alphabet_size}"
 
 
 def _global_pool(h):
@@ -81,16 +150,19 @@ class SequenceCNN(nn.Module):
         head: coarse *where* on top of *whether*, which matters for windows aligned on
         a site (promoters around the TSS: +0.8 accuracy points on the shipped set).
         0 = global pooling only.
+    kmers : sequence of int
+        k-mer sizes of the wide branch (:class:`KmerSpectrum` -> BatchNorm1d -> Dropout
+        -> Linear, logits added to the CNN's); empty = CNN only.
     """
 
     def __init__(self, num_classes=2, in_channels=4, channels=(128, 128, 128),
                  kernel_sizes=(15, 7, 5), pools=(4, 4, 1), hidden=64, dropout=0.2,
-                 pool_bins=8):
+                 pool_bins=8, kmers=()):
         super().__init__()
         self.config = dict(model="cnn", num_classes=num_classes, in_channels=in_channels,
                            channels=list(channels), kernel_sizes=list(kernel_sizes),
                            pools=list(pools), hidden=hidden, dropout=dropout,
-                           pool_bins=pool_bins)
+                           pool_bins=pool_bins, kmers=[int(k) for k in kmers])
         self.features, width = _conv_blocks(in_channels, channels, kernel_sizes, pools,
                                             dropout)
         self.bins = nn.AdaptiveMaxPool1d(pool_bins) if pool_bins else None
@@ -98,6 +170,13 @@ class SequenceCNN(nn.Module):
             nn.Dropout(dropout), nn.Linear((2 + pool_bins) * width, hidden), nn.ReLU(),
             nn.Dropout(dropout), nn.Linear(hidden, output_units(num_classes)),
         )
+        self.wide = None
+        if kmers:
+            spectrum = KmerSpectrum(kmers, in_channels)
+            self.wide = nn.Sequential(
+                spectrum, nn.BatchNorm1d(spectrum.num_features, affine=False),
+                nn.Dropout(dropout), nn.Linear(spectrum.num_features, output_units(num_classes)),
+            )
 
     def forward(self, x):
         h = self.features(x)
@@ -107,6 +186,8 @@ class SequenceCNN(nn.Module):
 
             pooled = cat([pooled, self.bins(h).flatten(1)], dim=1)
         logits = self.head(pooled)
+        if self.wide is not None:
+            logits = logits + self.wide(x)
         return logits.squeeze(-1) if logits.shape[-1] == 1 else logits
 
 
