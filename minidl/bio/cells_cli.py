@@ -174,21 +174,13 @@ def saliency(model, x, target=None):
     .. math:: S_{ij} = \max_c \left|\frac{\partial z_{y}}{\partial x_{cij}}\right|
 
     ``target`` defaults to the predicted class.  Returns ``(saliency (N, H, W),
-    target (N,))``.
+    target (N,))``.  The computation is :func:`minidl.bio.interpret.image_saliency`
+    (shared with the other attribution methods); the model is left in evaluation mode.
     """
-    import minidl
+    from minidl.bio.interpret import image_saliency
 
     model.eval()
-    inputs = minidl.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    inputs.requires_grad_(True)
-    logits = model(inputs)
-    if target is None:
-        target = logits.detach().numpy().argmax(axis=1)
-    onehot = np.zeros(logits.shape, np.float32)
-    onehot[np.arange(len(onehot)), target] = 1.0
-    (logits * minidl.from_numpy(onehot)).sum().backward()
-    grad = np.abs(inputs.grad.numpy()).max(axis=1)
-    return grad, np.asarray(target)
+    return image_saliency(model, x, target)
 
 
 def _display(image):

@@ -6,6 +6,7 @@
     minidl-bio dna train --fasta promoter=pos.fa --fasta background=neg.fa --out runs/mine
     minidl-bio dna evaluate --model runs/promoters --data table.csv
     minidl-bio dna predict --model arabidopsis_promoters --fasta new.fa --out scores.tsv
+    minidl-bio dna explain --model arabidopsis_promoters --fasta new.fa --out explain/
     minidl-bio cells train --data pbc_bloodmnist_like_28 --out runs/blood
     minidl-bio cells explain --model blood_cells_cnn --images cells/ --out saliency/
 
@@ -80,9 +81,59 @@ def build_parser():
     pr.add_argument("--out", default=None, help="TSV output (default: standard output)")
     pr.add_argument("--no-rc", action="store_true", help="forward strand only")
     _add_backend_options(pr)
+    _add_dna_explain(cmds)
     _add_protein(tasks)
     _add_cells(tasks)
     return parser
+
+
+def _add_dna_explain(cmds):
+    x = cmds.add_parser(
+        "explain", help="attributions per sequence (saliency, gradient x input, integrated "
+        "gradients, in-silico mutagenesis) and first-layer motifs (MEME + logos)")
+    x.add_argument("--model", required=True, help="model directory or shipped model name")
+    x.add_argument("--fasta", required=True, help="sequences to explain")
+    x.add_argument("--out", required=True, help="output directory")
+    x.add_argument("--method", default="all",
+                   help="all (default) or a comma-separated subset of saliency, "
+                   "gradient_x_input (gxi), integrated_gradients (ig), ism")
+    x.add_argument("--target", default=None,
+                   help="class to explain (default: the second class of a two-class model, "
+                   "else each sequence's predicted class)")
+    x.add_argument("--ig-steps", type=int, default=50,
+                   help="integrated gradients: trapezoid steps (default 50)")
+    x.add_argument("--baseline", default="shuffle", choices=["shuffle", "zeros", "uniform"],
+                   help="integrated gradients: the mean over shuffles of each sequence "
+                   "(default), all-zero columns, or 0.25 per base")
+    x.add_argument("--shuffles", type=int, default=8,
+                   help="--baseline shuffle: shuffled baselines per sequence (default 8)")
+    x.add_argument("--max-sequences", type=int, default=None,
+                   help="explain only the first N records of the FASTA file")
+    x.add_argument("--top-positions", type=int, default=10,
+                   help="positions listed per sequence in summary.json")
+    x.add_argument("--data", default=None,
+                   help="collect first-layer activations for motifs over this shipped "
+                   "dataset or table instead of the FASTA sequences")
+    x.add_argument("--data-split", default="all", help="--data: all, train, valid or test")
+    x.add_argument("--data-class", default=None,
+                   help="--data: only the sequences of this class (e.g. the promoters)")
+    x.add_argument("--data-limit", type=int, default=2000,
+                   help="--data: at most this many sequences (seeded sample; 0 = all)")
+    x.add_argument("--motif-threshold", type=float, default=0.5,
+                   help="a window is a site when its activation exceeds this fraction of "
+                   "the filter's maximum (Basset: 0.5)")
+    x.add_argument("--motif-top-n", type=int, default=None,
+                   help="instead of the threshold: each filter's N highest-activation windows")
+    x.add_argument("--motifs", type=int, default=12,
+                   help="logo PNGs for this many most informative filters (MEME has all)")
+    x.add_argument("--min-sites", type=int, default=10,
+                   help="rank (tsv, logos) only filters with at least this many sites")
+    x.add_argument("--no-motifs", action="store_true", help="skip the first-layer motifs")
+    x.add_argument("--no-plots", action="store_true", help="arrays and tables only, no PNG")
+    x.add_argument("--batch-size", type=int, default=256)
+    x.add_argument("--seed", type=int, default=0, help="seed of the shuffles and of --data")
+    x.add_argument("--quiet", action="store_true")
+    _add_backend_options(x)
 
 
 def _add_protein(tasks):
@@ -233,7 +284,7 @@ def main(argv=None):
             from minidl.bio import dna_cli
 
             return {"train": dna_cli.train, "evaluate": dna_cli.evaluate,
-                    "predict": dna_cli.predict}[args.command](args)
+                    "predict": dna_cli.predict, "explain": dna_cli.explain}[args.command](args)
         if args.task == "protein":
             from minidl.bio import protein_cli
 

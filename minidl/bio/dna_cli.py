@@ -1,4 +1,5 @@
-"""The ``minidl-bio dna`` commands: train, evaluate, predict (see :mod:`minidl.bio.cli`)."""
+"""The ``minidl-bio dna`` commands: train, evaluate, predict, explain (see
+:mod:`minidl.bio.cli`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from minidl.bio.dna import (
     predict_proba,
 )
 
-__all__ = ["train", "evaluate", "predict", "classification_metrics"]
+__all__ = ["train", "evaluate", "predict", "explain", "classification_metrics"]
 
 
 def classification_metrics(y_true, proba, classes):
@@ -224,4 +225,260 @@ def predict(args):
         atomic_write_text(args.out, text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+# ------------------------------------------------------------------ explain
+
+EXPLAIN_METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "ism")
+_METHOD_ALIASES = {"gxi": "gradient_x_input", "ig": "integrated_gradients",
+                   "mutagenesis": "ism"}
+
+
+def _parse_methods(text):
+    """``"all"`` or a comma-separated subset of :data:`EXPLAIN_METHODS` (aliases gxi,
+    ig, mutagenesis)."""
+    if text in (None, "", "all"):
+        return list(EXPLAIN_METHODS)
+    methods = []
+    for name in (t.strip() for t in text.split(",") if t.strip()):
+        name = _METHOD_ALIASES.get(name, name)
+        if name not in EXPLAIN_METHODS:
+            raise ValueError(f"--method: unknown method {name!r}; expected 'all' or some of "
+                             f"{', '.join(EXPLAIN_METHODS)} (aliases gxi, ig)")
+        if name not in methods:
+            methods.append(name)
+    return methods
+
+
+def _npy_bytes(array):
+    """``.npy`` bytes of a numeric array (never pickled)."""
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _safe_name(text, limit=60):
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:limit].strip("_") or "seq"
+
+
+def _motif_sequences(args, length, fasta_x):
+    """One-hot sequences whose first-layer activations make the motifs: ``--data`` (a
+    shipped dataset or table; ``--data-split``, ``--data-class``, at most ``--data-limit``
+    rows, seeded) or the FASTA sequences."""
+    if not args.data:
+        return fasta_x, f"the {len(fasta_x)} FASTA sequences"
+    data = load_dna_data(data=args.data, seed=args.seed)
+    splits = ["train", "valid", "test"] if args.data_split == "all" else [args.data_split]
+    if any(s not in data.sequences for s in splits):
+        raise ValueError(f"--data-split must be all, train, valid or test, got "
+                         f"{args.data_split!r}")
+    wanted = None
+    if args.data_class is not None:
+        if args.data_class not in data.classes:
+            raise ValueError(f"--data-class {args.data_class!r}: not a class of {args.data} "
+                             f"({', '.join(data.classes)})")
+        wanted = data.classes.index(args.data_class)
+    seqs = [s for split in splits
+            for s, label in zip(data.sequences[split], data.labels[split])
+            if wanted is None or label == wanted]
+    if args.data_limit and len(seqs) > args.data_limit:
+        keep = np.sort(np.random.default_rng(args.seed).choice(len(seqs), args.data_limit,
+                                                               replace=False))
+        seqs = [seqs[i] for i in keep]
+    which = args.data_split + ("" if wanted is None else f", class {args.data_class}")
+    return encode_split(seqs, length), f"{len(seqs)} sequences of {args.data} ({which})"
+
+
+def explain(args):
+    """``minidl-bio dna explain``: attributions per FASTA sequence and first-layer motifs.
+
+    Into ``--out``:
+
+    - ``sequences/<NNN>_<id>/``: ``saliency.npy`` (|gradient|, 4 x n), ``gradient_x_input.npy``
+      and ``integrated_gradients.npy`` (4 x n, non-zero at the observed base),
+      ``ism.npy`` (n x 4 score changes, 0 at the observed base), ``attribution.tsv`` (one row
+      per position: the maps at the observed base and the mean/min ISM change) and
+      ``explain.png`` (logos + ISM heatmap, with matplotlib); ``n`` is the sequence length,
+      or the model's input length for a longer sequence (centre window, whose start is
+      ``window_start`` in the summary); bases in the ACGT order;
+    - ``motifs.meme`` (MEME format, every first-layer filter with sites), ``motifs.tsv``,
+      ``motif_logos/<filter>.png`` for the ``--motifs`` most informative filters;
+    - ``summary.json``: scores, probabilities, the top positions by integrated gradients,
+      the completeness gap of integrated gradients, the motif table and the files.
+
+    Scores are logits (for a two-class model: the logit of the second class, or its
+    negative with ``--target`` naming the first), on the forward strand.  Integrated
+    gradients start by default from shuffles of each sequence (``--baseline shuffle``):
+    a trained promoter model may score the all-zero input as a very confident promoter
+    (the shipped one: logit 12.4), which makes zero-baseline attributions explain the
+    distance to that instead of what is in the sequence.
+    """
+    from minidl.bio import interpret
+    from minidl.bio import motifs as motif_tools
+    from minidl.bio.encode import _window, one_hot
+    from minidl.bio.io import read_fasta
+    from minidl.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+    model, config = _load(args.model)
+    classes = config["classes"]
+    length = config["encoding"]["length"]
+    methods = _parse_methods(args.method)
+    records = read_fasta(args.fasta, alphabet="dna")
+    if args.max_sequences:
+        records = records[:args.max_sequences]
+    ids = [r.id for r in records]
+    x, real = one_hot([r.sequence for r in records], "dna", length=length, ids=ids,
+                      return_mask=True)
+    target = None
+    if args.target is not None:
+        if args.target not in classes:
+            raise ValueError(f"--target {args.target!r}: not a class of the model "
+                             f"({', '.join(classes)})")
+        target = classes.index(args.target)
+
+    plots = None
+    if not args.no_plots:
+        try:
+            from minidl.bio import plots
+
+            plots.require_matplotlib()
+        except ImportError as err:
+            plots = None
+            print(f"note: no PNG files ({err})", file=sys.stderr)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scores, targets = interpret.model_scores(model, x, target, args.batch_size)
+    proba = predict_proba(model, x, len(classes), rc_average=False)
+    proba_rc = predict_proba(model, x, len(classes), rc_average=True)
+    maps = {}
+    if {"saliency", "gradient_x_input"} & set(methods):
+        grads, _, _ = interpret.input_gradients(model, x, targets, args.batch_size)
+        if "saliency" in methods:
+            maps["saliency"] = np.abs(grads)
+        if "gradient_x_input" in methods:
+            maps["gradient_x_input"] = grads * x
+    ig_gap = None
+    if "integrated_gradients" in methods:
+        maps["integrated_gradients"], ig_gap = interpret.integrated_gradients(
+            model, x, baseline=args.baseline, steps=args.ig_steps, target=targets,
+            batch_size=args.batch_size, return_delta=True, n_shuffles=args.shuffles,
+            seed=args.seed)
+
+    summary_rows, started = [], time.perf_counter()
+    for i, rec in enumerate(records):
+        n = int(real[i].sum())
+        start, _ = _window(len(rec.sequence), length, "center")
+        folder = out / "sequences" / f"{i:03d}_{_safe_name(rec.id)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        xi = x[i, :, :n]
+        seq_maps = {name: values[i, :, :n] for name, values in maps.items()}
+        ism = None
+        if "ism" in methods:
+            ism = interpret.in_silico_mutagenesis(model, x[i], targets[i], args.batch_size,
+                                                  positions=np.arange(n))[:n]
+        files = {}
+        for name, values in seq_maps.items():
+            atomic_write_bytes(folder / f"{name}.npy", _npy_bytes(values.astype(np.float32)))
+            files[name] = f"{folder.relative_to(out)}/{name}.npy"
+        if ism is not None:
+            atomic_write_bytes(folder / "ism.npy", _npy_bytes(ism.astype(np.float32)))
+            files["ism"] = f"{folder.relative_to(out)}/ism.npy"
+
+        # One row per position, the values at the observed base (the sum over bases of
+        # map x one-hot; for an N it is the mean of the four).
+        letters = rec.sequence[start:start + n].upper()
+        header = ["position", "base"] + list(seq_maps)
+        columns = [(values * xi).sum(axis=0) for values in seq_maps.values()]
+        if ism is not None:
+            header += ["ism_mean", "ism_min"]
+            alt = np.where(xi.T == 1, np.nan, ism)      # the observed base is no mutation
+            columns += [np.nanmean(alt, axis=1), np.nanmin(alt, axis=1)]
+        lines = ["\t".join(header)]
+        for p in range(n):
+            lines.append(f"{start + p}\t{letters[p]}\t" + "\t".join(
+                f"{c[p]:.6g}" for c in columns))
+        atomic_write_text(folder / "attribution.tsv", "\n".join(lines) + "\n")
+        files["tsv"] = f"{folder.relative_to(out)}/attribution.tsv"
+
+        row = {"id": rec.id, "length": len(rec.sequence), "window_start": int(start),
+               "window_length": n, "target": classes[int(targets[i])],
+               "score": float(scores[i]),
+               "probabilities": {c: float(p) for c, p in zip(classes, proba[i])},
+               "probabilities_rc_average": {c: float(p) for c, p in zip(classes, proba_rc[i])},
+               "predicted": classes[int(np.argmax(proba_rc[i]))], "files": files}
+        ranking = seq_maps.get("integrated_gradients", seq_maps.get("gradient_x_input"))
+        if ranking is not None:
+            at_base = (ranking * xi).sum(axis=0)
+            top = np.argsort(-np.abs(at_base))[:args.top_positions]
+            row["top_positions"] = [{"position": int(start + p), "base": letters[p],
+                                     "attribution": float(at_base[p])} for p in top]
+        if ig_gap is not None:
+            row["integrated_gradients_gap"] = float(ig_gap[i])
+        if plots is not None:
+            plots.plot_sequence_attributions(
+                xi, seq_maps, folder / "explain.png", ism=ism,
+                title=f"{rec.id}: score {scores[i]:.2f} "
+                      f"(p_{classes[-1]} {proba[i, -1]:.3f}), positions from {start}")
+            files["png"] = f"{folder.relative_to(out)}/explain.png"
+        summary_rows.append(row)
+    attribution_seconds = time.perf_counter() - started
+
+    summary = {"model": str(args.model), "classes": classes, "input_length": length,
+               "methods": methods, "score": "logit of the target class (forward strand)",
+               "integrated_gradients": {
+                   "steps": args.ig_steps, "baseline": args.baseline, "rule": "trapezoid",
+                   "shuffles": args.shuffles if args.baseline == "shuffle" else None},
+               "sequences": summary_rows, "png": plots is not None,
+               "attribution_seconds": round(attribution_seconds, 2)}
+
+    if not args.no_motifs:
+        xm, source = _motif_sequences(args, length, x)
+        found = motif_tools.filter_motifs(model, xm, threshold=args.motif_threshold,
+                                          top_n=args.motif_top_n, batch_size=args.batch_size)
+        with_sites = [m for m in found if m.nsites > 0]
+        background = motif_tools.background_frequencies(xm)
+        motif_tools.write_meme(out / "motifs.meme", with_sites, background=background)
+        bits = {m.name: float(m.information_content().sum()) for m in with_sites}
+        ranked = sorted((m for m in with_sites if m.nsites >= args.min_sites),
+                        key=lambda m: -bits[m.name])
+        lines = ["filter\tconsensus\tnsites\tbits\tmax_activation"]
+        lines += [f"{m.name}\t{m.alt_name}\t{m.nsites}\t{bits[m.name]:.3f}\t"
+                  f"{m.info['max_activation']:.4g}" for m in ranked]
+        atomic_write_text(out / "motifs.tsv", "\n".join(lines) + "\n")
+        logos = []
+        if plots is not None and args.motifs > 0:
+            (out / "motif_logos").mkdir(exist_ok=True)
+            for m in ranked[:args.motifs]:
+                motif_tools.save_logo(m, out / "motif_logos" / f"{m.name}.png")
+                logos.append(f"motif_logos/{m.name}.png")
+        summary["motifs"] = {
+            "source": source, "threshold": None if args.motif_top_n else args.motif_threshold,
+            "top_n": args.motif_top_n,
+            "filters": len(found), "filters_with_sites": len(with_sites),
+            "min_sites": args.min_sites, "file": "motifs.meme", "table": "motifs.tsv",
+            "background": dict(zip("ACGT", map(float, background))), "logos": logos,
+            "top": [{"name": m.name, "consensus": m.alt_name, "nsites": m.nsites,
+                     "bits": round(bits[m.name], 3)} for m in ranked[:args.motifs or 10]],
+        }
+    atomic_write_json(out / "summary.json", summary)
+    if not args.quiet:
+        for row in summary_rows:
+            print(f"{row['id']}: score {row['score']:.3f}, predicted {row['predicted']}"
+                  + (f", IG gap {row['integrated_gradients_gap']:.2e}"
+                     if "integrated_gradients_gap" in row else ""))
+        if "motifs" in summary:
+            top = ", ".join(f"{t['name']} {t['consensus']}"
+                            for t in summary["motifs"]["top"][:5])
+            print(f"motifs from {summary['motifs']['source']}: "
+                  f"{summary['motifs']['filters_with_sites']} filters with sites; "
+                  f"most informative: {top}")
+        print(f"wrote {out}/summary.json, sequences/ ({len(records)} folders)"
+              + (", motifs.meme, motifs.tsv" if "motifs" in summary else "")
+              + ("" if plots is not None else " (no PNGs: matplotlib missing or --no-plots)"))
     return 0
