@@ -40,6 +40,8 @@ MODULES = [
     "minidl.nn.normalization",
     "minidl.nn.rnn",
     "minidl.nn.utils.rnn",
+    "minidl.nn.utils.spectral_norm",
+    "minidl.bio.gan",
 ]
 
 

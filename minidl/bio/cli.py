@@ -7,6 +7,7 @@
     minidl-bio dna evaluate --model runs/promoters --data table.csv
     minidl-bio dna predict --model arabidopsis_promoters --fasta new.fa --out scores.tsv
     minidl-bio dna explain --model arabidopsis_promoters --fasta new.fa --out explain/
+    minidl-bio dna gan --data arabidopsis_nontata_promoters --out runs/gan
     minidl-bio cells train --data pbc_bloodmnist_like_28 --out runs/blood
     minidl-bio cells explain --model blood_cells_cnn --images cells/ --out saliency/
 
@@ -82,6 +83,8 @@ def build_parser():
     pr.add_argument("--no-rc", action="store_true", help="forward strand only")
     _add_backend_options(pr)
     _add_dna_explain(cmds)
+    from minidl.bio.gan_cli import add_gan_parser
+    add_gan_parser(cmds)  # dna gan
     _add_protein(tasks)
     _add_cells(tasks)
     return parser
@@ -280,6 +283,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     backend, threads = _apply_backend(args)
     try:
+        if getattr(args, "func", None) is not None:  # commands that name their runner
+            return args.func(args)
         if args.task == "dna":
             from minidl.bio import dna_cli
 

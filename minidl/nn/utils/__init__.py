@@ -3,6 +3,7 @@
 from minidl.nn.utils import rnn
 
 from .clip_grad import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .spectral_norm import remove_spectral_norm, spectral_norm
 from .transfer import (
     count_parameters,
     freeze,
@@ -14,4 +15,4 @@ from .transfer import (
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm", "rnn",
            "freeze", "unfreeze", "trainable_parameters", "count_parameters", "replace_head",
-           "param_groups"]
+           "param_groups", "spectral_norm", "remove_spectral_norm"]
