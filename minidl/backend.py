@@ -31,6 +31,7 @@ __all__ = [
     "get_backend",
     "set_num_threads",
     "get_num_threads",
+    "blas_num_threads",
     "info",
 ]
 
@@ -276,11 +277,94 @@ def get_backend() -> str:
 
 
 def set_num_threads(n: int):
-    """Number of threads the compiled (OpenMP) and Numba kernels use."""
+    """Number of threads the compiled (OpenMP) and Numba kernels use, and the BLAS that
+    NumPy's matrix products call (as ``torch.set_num_threads`` also bounds MKL/OpenBLAS).
+
+    Why the BLAS too: on a loaded machine a multi-threaded OpenBLAS spins waiting for a
+    descheduled worker on every small product (an LSTM runs thousands per epoch), which
+    made a 2-thread training run several times slower than a 1-thread one beside another
+    job.  ``OPENBLAS_NUM_THREADS`` only works before NumPy is imported; this works at any
+    time, through ``threadpoolctl`` when it is installed, else by calling the
+    ``*_set_num_threads`` entry point of the OpenBLAS/MKL/BLIS library NumPy has loaded
+    (Linux).  When neither is possible the BLAS keeps its own setting.
+    """
     global _num_threads
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
     _num_threads = n
+    _set_blas_threads(n)
+
+
+#: entry points that set/get the thread count of the BLAS libraries NumPy is built with
+#: (OpenBLAS under its own and SciPy's symbol names, MKL, BLIS)
+_BLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                 "scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+                 "MKL_Set_Num_Threads", "bli_thread_set_num_threads")
+_BLAS_GETTERS = ("openblas_get_num_threads", "openblas_get_num_threads64_",
+                 "scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                 "MKL_Get_Max_Threads", "bli_thread_get_num_threads")
+
+
+def _loaded_blas_libraries():
+    """ctypes handles of the BLAS shared libraries mapped into this process (Linux)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/" in line}
+    except OSError:
+        return []
+    libs = []
+    for path in sorted(paths):
+        name = os.path.basename(path).lower()
+        if ".so" in name and ("blas" in name or "mkl_rt" in name or "blis" in name):
+            try:
+                libs.append(ctypes.CDLL(path))
+            except OSError:
+                continue
+    return libs
+
+
+def _blas_entry(lib, names):
+    for name in names:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            return fn
+    return None
+
+
+def _set_blas_threads(n: int, use_threadpoolctl: bool = True) -> bool:
+    """Limit NumPy's BLAS to ``n`` threads; returns whether any library was limited."""
+    if use_threadpoolctl:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            pass
+        else:
+            # applied on construction and kept: the object is not used as a context
+            threadpool_limits(limits=n, user_api="blas")
+            return True
+    done = False
+    for lib in _loaded_blas_libraries():
+        setter = _blas_entry(lib, _BLAS_SETTERS)
+        if setter is not None:
+            setter(int(n))
+            done = True
+    return done
+
+
+def blas_num_threads():
+    """Threads of the BLAS NumPy calls (``None`` when it cannot be asked)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        for lib in _loaded_blas_libraries():
+            getter = _blas_entry(lib, _BLAS_GETTERS)
+            if getter is not None:
+                return int(getter())
+        return None
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return min(counts) if counts else None
 
 
 def get_num_threads() -> int:
@@ -315,6 +399,7 @@ def info() -> dict:
     return {
         "selected": _selected,
         "num_threads": get_num_threads(),
+        "blas_num_threads": blas_num_threads(),
         "extensions": kernels.status(),
         "cuda": kernels.cuda_status(),
         "kernels": {

@@ -74,6 +74,42 @@ def test_num_threads_setting(monkeypatch):
         minidl.set_num_threads(0)
 
 
+@pytest.mark.parametrize("hide_threadpoolctl", [False, True])
+def test_set_num_threads_also_bounds_numpys_blas(hide_threadpoolctl):
+    """Asked through threadpoolctl when installed, else through the BLAS library's own
+    ``*_get_num_threads`` entry point, both independent of the setter under test."""
+    stdout = _run_isolated(
+        f"""
+        import sys
+        if {hide_threadpoolctl}:
+            sys.modules["threadpoolctl"] = None        # import fails: the ctypes path
+        import numpy as np
+        np.ones((64, 64)) @ np.ones((64, 64))          # BLAS loaded
+        import minidl
+        from minidl import backend
+        libs = [l for l in backend._loaded_blas_libraries()
+                if backend._blas_entry(l, backend._BLAS_GETTERS) is not None]
+        if not libs:
+            print("no-blas-entry")
+            raise SystemExit
+        get = backend._blas_entry(libs[0], backend._BLAS_GETTERS)
+        before = int(get())
+        minidl.set_num_threads(1)
+        after_one = int(get())
+        minidl.set_num_threads(before)
+        print(before, after_one, int(get()), backend.blas_num_threads())
+        """
+    )
+    if stdout.strip() == "no-blas-entry":
+        pytest.skip("NumPy's BLAS exposes no thread-count entry point here")
+    if not hide_threadpoolctl:
+        pytest.importorskip("threadpoolctl")
+    before, after_one, restored, reported = map(int, stdout.split())
+    assert after_one == 1
+    assert restored == before
+    assert reported == before
+
+
 def _run_isolated(code, env_extra=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
