@@ -85,3 +85,35 @@ def test_errors():
     layer = nn.utils.spectral_norm(nn.Linear(2, 2))
     with pytest.raises(RuntimeError, match="already"):
         nn.utils.spectral_norm(layer)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(out_features=st.integers(1, 5), in_features=st.integers(1, 6), seed=st.integers(0, 99))
+def test_normalised_weight_gradcheck_float64(out_features, in_features, seed):
+    """The normalised weight W / (u^T W v), u and v held fixed as in PyTorch, has the
+    gradient central differences give (float64)."""
+    from minidl.gradcheck import gradcheck
+
+    minidl.manual_seed(seed)
+    layer = nn.utils.spectral_norm(nn.Linear(in_features, out_features).double())
+    layer.train()
+    layer(minidl.tensor(np.ones((1, in_features))))          # one power-iteration step
+    hook = next(h for h in layer._forward_pre_hooks.values()
+                if type(h).__name__ == "_SpectralNormHook")
+    u = layer.weight_u.data.copy()
+    v = layer.weight_v.data.copy()
+    x = minidl.tensor(np.random.default_rng(seed).standard_normal((3, in_features)))
+
+    def normalised_forward(w):
+        sigma = ((w @ minidl.tensor(v)) * minidl.tensor(u)).sum()
+        return x @ (w / sigma).T
+
+    w = minidl.tensor(layer.weight_orig.data.copy(), requires_grad=True)
+    assert gradcheck(normalised_forward, [w])
+    # the hook builds the same weight
+    np.testing.assert_allclose(hook.compute_weight(layer).detach().numpy(),
+                               (w / ((w @ minidl.tensor(v)) * minidl.tensor(u)).sum())
+                               .detach().numpy(), rtol=1e-12)
