@@ -85,6 +85,7 @@ def build_parser():
     _add_dna_explain(cmds)
     from minidl.bio.gan_cli import add_gan_parser
     add_gan_parser(cmds)  # dna gan
+    _add_ensemble(cmds, "dna")
     _add_protein(tasks)
     _add_cells(tasks)
     return parser
@@ -176,6 +177,36 @@ def _add_protein(tasks):
     pr.add_argument("--fasta", required=True)
     pr.add_argument("--out", default=None)
     _add_backend_options(pr)
+    _add_ensemble(cmds, "protein")
+
+
+def _add_ensemble(cmds, task):
+    """``minidl-bio TASK ensemble --members A B ... --out DIR``: one model directory that
+    averages the members' probabilities (e.g. the same ``train`` command run with several
+    seeds, one per core); ``evaluate`` and ``predict`` take it like any model."""
+    en = cmds.add_parser("ensemble", help="combine trained models into one that averages "
+                                          "their probabilities")
+    en.add_argument("--members", nargs="+", required=True,
+                    help="model directories or shipped names (same task, classes, encoding)")
+    en.add_argument("--out", required=True, help="output model directory")
+    en.set_defaults(func=_run_ensemble, ensemble_task=task)
+
+
+def _run_ensemble(args):
+    from minidl.bio.modelio import save_ensemble_dir
+
+    if args.ensemble_task == "dna":
+        from minidl.bio.models import build_model as build
+    elif args.ensemble_task == "protein":
+        from minidl.bio.protein import build_tagger as build
+    else:
+        from minidl.bio.cell_models import build_cell_model as build
+    _, config = save_ensemble_dir(args.out, args.members, build, task=args.ensemble_task)
+    print(f"wrote {args.out}: an ensemble of {len(args.members)} {args.ensemble_task} models "
+          f"(mean {config['model']['output']} probabilities); score it with "
+          f"`minidl-bio {args.ensemble_task} evaluate --model {args.out} --data ... --out "
+          f"{args.out}`")
+    return 0
 
 
 def _add_cells(tasks):
@@ -246,6 +277,7 @@ def _add_cells(tasks):
     x.add_argument("--n", type=int, default=16, help="explain the first N images")
     x.add_argument("--out", required=True, help="output directory for the PNG files")
     _add_backend_options(x)
+    _add_ensemble(cmds, "cells")
 
 
 def _data_path(name_or_path):

@@ -11,17 +11,28 @@
 
 so a saved model runs with NumPy alone (no numba, tqdm, matplotlib or torch).  Shipped
 pretrained models live in ``minidl/bio/pretrained/<name>/`` and load by name.
+
+An *ensemble* directory (:func:`save_ensemble_dir`, ``minidl-bio ensemble``) holds several
+trained models of the same task, classes and encoding, e.g. the same command run with
+different seeds: ``"model": {"model": "ensemble", "output": "softmax", "members": [...]}``
+and the members' weights under ``members.<i>.`` in one safetensors file.  It loads like
+any model (:class:`Ensemble`), so ``evaluate`` and ``predict`` use it unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import minidl
+import minidl.nn.functional as F
+from minidl import nn
 from minidl.io import safetensors
 from minidl.io.atomic import atomic_write_json
 
-__all__ = ["save_model_dir", "load_model_dir", "pretrained_names", "resolve_model_dir"]
+__all__ = ["save_model_dir", "load_model_dir", "pretrained_names", "resolve_model_dir",
+           "Ensemble", "save_ensemble_dir"]
 
 FORMAT = "minidl-bio-model"
 _PRETRAINED = Path(__file__).resolve().parent / "pretrained"
@@ -59,8 +70,90 @@ def save_model_dir(directory, model, config: dict):
     atomic_write_json(directory / "config.json", dict(config, format=FORMAT, version=1))
 
 
+class Ensemble(nn.Module):
+    r"""Average of the members' predicted probabilities, returned as logits.
+
+    For ``output="softmax"`` (classes on the last axis) the result is
+
+    .. math::
+
+        z = \log \tfrac{1}{M} \textstyle\sum_m \operatorname{softmax}(f_m(x)),
+
+    so ``softmax(z)`` is exactly the mean probability; for ``output="sigmoid"`` (one
+    logit per example) ``z = \log \bar p - \log(1 - \bar p)`` with
+    :math:`\bar p = \frac{1}{M}\sum_m \sigma(f_m(x))`, so ``sigmoid(z) = \bar p``.
+    Both are computed with log-sum-exp, without forming probabilities that could
+    round to 0 or 1.  Arguments are passed to every member unchanged.
+    """
+
+    def __init__(self, members, output="softmax"):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        if output not in ("softmax", "sigmoid"):
+            raise ValueError(f"ensemble output must be 'softmax' or 'sigmoid', got {output!r}")
+        self.members = nn.ModuleList(members)
+        self.output = output
+        self.config = {"model": "ensemble", "output": output,
+                       "members": [getattr(m, "config", None) for m in members]}
+
+    def forward(self, *args, **kwargs):
+        outs = [m(*args, **kwargs) for m in self.members]
+        log_m = math.log(len(outs))
+        if self.output == "softmax":
+            logp = minidl.stack([F.log_softmax(o, dim=-1) for o in outs], dim=0)
+            return logp.logsumexp(dim=0) - log_m
+        log_p = minidl.stack([F.logsigmoid(o) for o in outs], dim=0).logsumexp(dim=0)
+        log_q = minidl.stack([F.logsigmoid(-o) for o in outs], dim=0).logsumexp(dim=0)
+        return log_p - log_q
+
+
+
+def save_ensemble_dir(directory, member_dirs, build, task=None):
+    """Write an ensemble model directory from trained model directories (or shipped names).
+
+    The members must share ``task``, ``classes`` and ``encoding`` (they read the same
+    input and predict the same labels); the first member's config gives those and the
+    members' ``training`` records are kept.  ``build`` rebuilds one member from its model
+    config (as for :func:`load_model_dir`); ``task``, when given, is what every member must
+    be.  Nothing is written unless every member loads and agrees.  Returns the ensemble and
+    its config.
+    """
+    if len(member_dirs) < 2:
+        raise ValueError("an ensemble needs at least 2 member models")
+    members, configs = [], []
+    for name in member_dirs:
+        if task is not None:
+            found = json.loads((resolve_model_dir(name) / "config.json").read_text()).get("task")
+            if found != task:
+                raise ValueError(f"{name}: a {found!r} model, not a {task!r} one")
+        model, config = load_model_dir(name, build)
+        if config["model"].get("model") == "ensemble":
+            raise ValueError(f"{name}: is already an ensemble; list its members instead")
+        members.append(model)
+        configs.append(config)
+    first = configs[0]
+    for name, config in zip(member_dirs[1:], configs[1:]):
+        for key in ("task", "classes", "encoding"):
+            if config.get(key) != first.get(key):
+                raise ValueError(f"{name}: {key} {config.get(key)!r} differs from the first "
+                                 f"member's {first.get(key)!r}")
+    output = "sigmoid" if len(first.get("classes", [])) == 2 and first.get("task") == "dna" \
+        else "softmax"
+    ensemble = Ensemble(members, output=output)
+    config = {k: v for k, v in first.items() if k not in ("model", "training", "format",
+                                                          "version")}
+    config["model"] = {"model": "ensemble", "output": output,
+                       "members": [c["model"] for c in configs]}
+    config["members"] = [{"source": str(name), "training": c.get("training")}
+                         for name, c in zip(member_dirs, configs)]
+    save_model_dir(directory, ensemble, config)
+    return ensemble, config
+
+
 def load_model_dir(name_or_dir, build):
-    """Load ``(model, config)``; ``build(config["model"])`` makes the architecture."""
+    """Load ``(model, config)``; ``build(config["model"])`` makes the architecture (for an
+    ensemble, ``build`` makes each member)."""
     directory = resolve_model_dir(name_or_dir)
     try:
         config = json.loads((directory / "config.json").read_text())
@@ -68,7 +161,12 @@ def load_model_dir(name_or_dir, build):
         raise ValueError(f"{directory / 'config.json'}: not valid JSON ({err})") from None
     if config.get("format") != FORMAT:
         raise ValueError(f"{directory / 'config.json'}: not a minidl bio model config")
-    model = build(config["model"])
+    if config["model"].get("model") == "ensemble":
+        spec = config["model"]
+        model = Ensemble([build(c) for c in spec["members"]],
+                                  output=spec.get("output", "softmax"))
+    else:
+        model = build(config["model"])
     weights = safetensors.load(directory / "model.safetensors")
     model.load_state_dict(weights)
     model.eval()
