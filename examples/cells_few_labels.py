@@ -42,7 +42,7 @@ def run(args_list):
     return time.perf_counter() - started
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -50,17 +50,23 @@ def main():
                         help="epochs of every few-label run (few images: short epochs)")
     parser.add_argument("--out", default="runs/few_labels")
     parser.add_argument("--threads", default="2")
+    parser.add_argument("--pretrain-epochs", type=int, default=None,
+                        help="epochs of the pretraining run (default: the tool's default)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="at most N images per split in every run (quick trials, tests)")
     parser.add_argument("--pretrained", default=None,
                         help="reuse this 4-class pretrained model (default: train it into "
                              "OUT/pretrained_4_classes)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out = Path(args.out)
+    limit = ["--limit", str(args.limit)] if args.limit else []
 
     pretrained = Path(args.pretrained) if args.pretrained else out / "pretrained_4_classes"
     if not (pretrained / "model.safetensors").exists():
         print(f"pretraining on {PRETRAIN_CLASSES} ...", flush=True)
+        epochs = ["--epochs", str(args.pretrain_epochs)] if args.pretrain_epochs else []
         seconds = run(["--classes", PRETRAIN_CLASSES, "--out", str(pretrained),
-                       "--threads", args.threads])
+                       "--threads", args.threads, *epochs, *limit])
         print(f"  done in {seconds:.0f} s", flush=True)
 
     arms = {"scratch": [], "fine-tuned": ["--init-from", str(pretrained)],
@@ -71,7 +77,7 @@ def main():
             run_dir = out / f"{arm.replace(' ', '_')}_seed{seed}"
             seconds = run(["--classes", TARGET_CLASSES, "--train-fraction", str(args.fraction),
                            "--epochs", str(args.epochs), "--seed", str(seed),
-                           "--out", str(run_dir), "--threads", args.threads, *extra])
+                           "--out", str(run_dir), "--threads", args.threads, *limit, *extra])
             m = json.loads((run_dir / "metrics.json").read_text())
             results[arm].append({"seed": seed, "accuracy": m["accuracy"],
                                  "balanced_accuracy": m["balanced_accuracy"],
