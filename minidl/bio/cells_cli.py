@@ -38,27 +38,18 @@ __all__ = ["train", "evaluate", "predict", "explain", "cell_metrics", "predict_p
 
 
 def cell_metrics(y_true, proba, classes):
-    """``metrics.json``: accuracy, balanced accuracy (mean per-class recall), macro
-    one-vs-rest AUROC, MCC (multi-class, Gorodkin), the confusion matrix (rows = true
-    class), per-class recall, ``n_test``."""
+    """``metrics.json``: the DNA tool's classification metrics (accuracy, MCC (multi-class,
+    Gorodkin), AUROC/AUPRC, the confusion matrix with rows = true class, per-class recall,
+    ``n_test``) plus balanced accuracy (mean per-class recall) and ``macro_auroc`` (the
+    one-vs-rest mean; for two classes the AUROC of the second)."""
     from minidl import metrics
+    from minidl.bio.dna_cli import classification_metrics
 
-    y_true = np.asarray(y_true)
-    y_pred = proba.argmax(axis=1)
-    cm = metrics.confusion_matrix(y_true, y_pred, num_classes=len(classes))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.diag(cm) / cm.sum(axis=1)
-    score = proba[:, 1] if len(classes) == 2 else proba
-    return {
-        "accuracy": float(metrics.accuracy(y_true, y_pred)),
-        "balanced_accuracy": float(metrics.balanced_accuracy(y_true, y_pred)),
-        "macro_auroc": float(metrics.auroc(y_true, score)),
-        "mcc": float(metrics.mcc(y_true, y_pred)),
-        "recall": {c: (None if np.isnan(r) else float(r)) for c, r in zip(classes, recall)},
-        "confusion_matrix": cm.tolist(),
-        "classes": list(classes),
-        "n_test": int(len(y_true)),
-    }
+    m = classification_metrics(y_true, proba, classes)
+    m["balanced_accuracy"] = float(metrics.balanced_accuracy(np.asarray(y_true),
+                                                             proba.argmax(axis=1)))
+    m["macro_auroc"] = m["auroc"]
+    return m
 
 
 def _print_metrics(m, file=sys.stdout):

@@ -300,10 +300,13 @@ def _apply_backend(args):
     import minidl
     from minidl import backend
 
-    previous = (backend.get_backend(), backend.get_num_threads())
+    previous = (backend.get_backend(), None)
     if getattr(args, "backend", None):
         minidl.set_backend(args.backend)
     if getattr(args, "threads", None):
+        # restored afterwards only when changed: setting threads also bounds NumPy's BLAS,
+        # which must keep whatever the user chose (e.g. OPENBLAS_NUM_THREADS) otherwise
+        previous = (previous[0], backend.get_num_threads())
         minidl.set_num_threads(args.threads)
     return previous
 
@@ -339,7 +342,8 @@ def main(argv=None):
         return 2
     finally:
         minidl.set_backend(backend)
-        minidl.set_num_threads(threads)
+        if threads is not None:
+            minidl.set_num_threads(threads)
     return 0
 
 
