@@ -3,7 +3,12 @@ r"""Data augmentation for one-hot DNA: reverse complement and random shifts.
 Both strands of DNA carry the same information read in opposite directions, so a
 binding site or promoter element on the minus strand appears in the sequence as its
 *reverse complement*.  Training on both orientations (and, at prediction, averaging the
-model's outputs on both) is the standard, nearly free gain for DNA models.
+model's outputs on both) is the standard, nearly free gain for DNA models *whose labels do
+not depend on the strand* (a transcription factor binds either).  A promoter has a
+direction, so its reverse complement is not a promoter read the other way; there the
+augmentation costs accuracy (shipped promoters: 0.937 with it, 0.946-0.957 without), and
+``minidl-bio dna train --strand auto`` checks which case a dataset is
+(:func:`minidl.bio.kmer_model.choose_strand`).
 
 On a channels-first one-hot batch ``x`` of shape ``(N, 4, L)`` with channels ``A C G T``,
 complementing swaps A<->T and C<->G, which is reversing the channel axis, and reversing

@@ -48,7 +48,7 @@ def build_parser():
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--model", default="cnn", choices=["cnn", "danq"],
                    help="cnn: DeepBind/Basset-style CNN (default); danq: CNN + BiLSTM")
-    t.add_argument("--pool-bins", type=int, default=8,
+    t.add_argument("--pool-bins", type=int, default=16,
                    help="cnn: coarse positional bins besides global pooling (0 = global only)")
     t.add_argument("--kmers", default="",
                    help="cnn: k-mer sizes of a wide k-mer-spectrum branch, e.g. 3,4,5,6 "
@@ -62,8 +62,22 @@ def build_parser():
     t.add_argument("--length", type=int, default=None,
                    help="pad/crop sequences to this length (default: longest training sequence)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-rc", action="store_true",
-                   help="no reverse-complement augmentation or strand averaging")
+    t.add_argument("--strand", default="auto", choices=["auto", "both", "forward"],
+                   help="both: reverse-complement augmentation and strand averaging (labels "
+                        "that do not depend on the strand, e.g. binding sites); forward: "
+                        "the sequences as given (stranded labels, e.g. promoters); auto "
+                        "(default): decided on validation by a quick k-mer model")
+    t.add_argument("--no-rc", action="store_true", help="the same as --strand forward")
+    t.add_argument("--no-kmer", action="store_true",
+                   help="the CNN alone, without the blended k-mer logistic regression")
+    t.add_argument("--kmer-ks", default="2,3,4",
+                   help="k-mer sizes of the blended k-mer model (default 2,3,4)")
+    t.add_argument("--kmer-bins", type=int, default=10,
+                   help="position bins of the k-mer model's counts (default 10; 1 = whole "
+                        "sequence)")
+    t.add_argument("--kmer-weight", type=float, default=None,
+                   help="fixed weight of the k-mer model in the blend, in [0, 1) (default: "
+                        "chosen on validation)")
     t.add_argument("--quiet", action="store_true")
     _add_backend_options(t)
 

@@ -77,33 +77,65 @@ def _parse_kmers(text):
     return ks
 
 
+def _strand(args):
+    """The ``--strand`` choice, with the older ``--no-rc`` meaning ``forward``."""
+    if getattr(args, "no_rc", False):
+        return "forward"
+    return getattr(args, "strand", "auto") or "auto"
+
+
 def train(args):
-    """``minidl-bio dna train``: fit a CNN, keep the best epoch on validation, report test."""
+    """``minidl-bio dna train``: fit a CNN (keeping the best epoch on validation) and a
+    k-mer linear model, blend them with a weight chosen on validation, report test.
+
+    Steps: (1) the strand check (``--strand auto``: is reverse-complement augmentation
+    harmless here? see :func:`minidl.bio.kmer_model.choose_strand`); (2) the CNN, AdamW with
+    a one-cycle schedule and early stopping on the validation loss; (3) unless
+    ``--no-kmer``, the L2-penalised logistic regression on positional k-mer counts and the
+    blend weight :math:`w` minimising the validation log loss of
+    :math:`(1 - w) p_\text{CNN} + w p_\text{k-mer}`; a weight of 0 keeps the CNN alone.
+    """
     import minidl
     from minidl import nn, optim
     from minidl.bio.augment import RandomReverseComplement
-    from minidl.bio.modelio import save_model_dir
+    from minidl.bio.kmer_model import choose_blend_weight, choose_strand, fit_kmer_linear
+    from minidl.bio.modelio import Ensemble, save_model_dir
     from minidl.bio.models import build_model
     from minidl.io.atomic import atomic_write_json
 
     out = Path(args.out)
+    say = (lambda *a: None) if args.quiet else print
+    fixed = getattr(args, "kmer_weight", None)
+    if fixed is not None and not 0.0 <= fixed < 1.0:
+        raise ValueError(f"--kmer-weight must be in [0, 1), got {fixed}")
     data = load_dna_data(data=args.data, train=args.train, valid=args.valid, test=args.test,
                          fasta=args.fasta, seed=args.seed)
     classes = data.classes
+    num_classes = len(classes)
     length = args.length or max(len(s) for s in data.sequences["train"])
-    if not args.quiet:
-        print(f"data: {data.source}; {len(classes)} classes; length {length}")
-        print("      " + data.counts())
+    say(f"data: {data.source}; {num_classes} classes; length {length}")
+    say("      " + data.counts())
     x = {s: encode_split(data.sequences[s], length, ids=data.ids[s]) for s in data.sequences}
     y = data.labels
+    kmer_ks = _parse_kmers(getattr(args, "kmer_ks", "2,3,4")) or [2, 3, 4]
+    kmer_bins = getattr(args, "kmer_bins", 10)
+    use_kmer = not getattr(args, "no_kmer", False)
+
+    started = time.perf_counter()
+    strand = _strand(args)
+    strand_check = None
+    if strand == "auto":
+        strand, strand_check = choose_strand(x["train"], y["train"], x["valid"], y["valid"],
+                                             num_classes, ks=kmer_ks, bins=kmer_bins, log=say)
+    both = strand == "both"
 
     minidl.manual_seed(args.seed)
-    config = {"model": args.model, "num_classes": len(classes)}
+    config = {"model": args.model, "num_classes": num_classes}
     if args.model == "cnn":
         config["pool_bins"] = args.pool_bins
         config["kmers"] = _parse_kmers(getattr(args, "kmers", ""))
     model = build_model(config)
-    binary = len(classes) == 2
+    binary = num_classes == 2
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
     optimizer = optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
@@ -112,7 +144,7 @@ def train(args):
 
     train_y = y["train"].astype(np.float32) if binary else y["train"]
     valid_y = y["valid"].astype(np.float32) if binary else y["valid"]
-    rc = None if args.no_rc else RandomReverseComplement(p=0.5, seed=args.seed + 1)
+    rc = RandomReverseComplement(p=0.5, seed=args.seed + 1) if both else None
 
     def collate(batch):
         xb = np.stack([b[0] for b in batch])
@@ -126,7 +158,8 @@ def train(args):
     valid_loader = DataLoader(TensorDataset(x["valid"], valid_y), batch_size=512)
     scheduler = optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, total_steps=args.epochs * len(train_loader))
-    started = time.perf_counter()
+    strands = "both (reverse-complement augmentation)" if both else "forward only"
+    say(f"CNN ({args.model}), strands: {strands}")
     history = fit(
         model, loss_fn, optimizer, train_loader, valid_loader, epochs=args.epochs,
         scheduler=scheduler, scheduler_interval="step",
@@ -136,27 +169,60 @@ def train(args):
                                  restore_best_weights=True)],
         verbose=0 if args.quiet else 1,
     )
+
+    final, parts, blend = model, {}, None
+    if use_kmer:
+        kmer, kmer_info = fit_kmer_linear(x["train"], y["train"], x["valid"], y["valid"],
+                                          num_classes, ks=kmer_ks, bins=kmer_bins, rc=both,
+                                          log=say)
+        valid_cnn = predict_proba(model, x["valid"], num_classes, rc_average=both)
+        valid_kmer = predict_proba(kmer, x["valid"], num_classes, rc_average=both)
+        weight, losses = choose_blend_weight(
+            y["valid"], valid_cnn, valid_kmer,
+            grid=None if fixed is None else sorted({0.0, float(fixed)}))
+        if fixed is not None:
+            weight = float(fixed)
+        say(f"blend: weight of the k-mer model {weight:g} (validation log loss: CNN alone "
+            f"{losses[0.0]:.4f}, blend {losses[weight]:.4f})")
+        blend = {"kmer_weight": weight, "kmer_C": kmer_info["C"], "kmer_ks": kmer_ks,
+                 "kmer_bins": kmer_bins, "valid_log_loss": {"cnn": losses[0.0],
+                                                            "blend": losses[weight]}}
+        for name, member in (("cnn", model), ("kmer", kmer)):
+            proba = predict_proba(member, x["test"], num_classes, rc_average=both)
+            m = classification_metrics(y["test"], proba, classes)
+            parts[name] = {k: m[k] for k in ("accuracy", "mcc", "auroc", "auprc")}
+        if weight > 0:
+            final = Ensemble([model, kmer], output="sigmoid" if binary else "softmax",
+                             weights=[1.0 - weight, weight])
     train_seconds = time.perf_counter() - started
 
-    proba = predict_proba(model, x["test"], len(classes), rc_average=not args.no_rc)
+    proba = predict_proba(final, x["test"], num_classes, rc_average=both)
     metrics = classification_metrics(y["test"], proba, classes)
     metrics["train_seconds"] = round(train_seconds, 1)
     metrics["epochs_run"] = len(history)
+    metrics["strand"] = strand
+    if parts:
+        metrics["members"] = parts
+        metrics["kmer_weight"] = blend["kmer_weight"]
     full_config = {
         "task": "dna",
-        "model": model.config,
+        "model": final.config,
         "classes": classes,
         "encoding": {"alphabet": "dna", "length": int(length), "crop": "center"},
-        "predict": {"rc_average": not args.no_rc},
+        "predict": {"rc_average": both},
         "training": {"data": data.source, "epochs": args.epochs, "batch_size": args.batch_size,
                      "lr": args.lr, "weight_decay": args.weight_decay, "seed": args.seed,
-                     "patience": args.patience},
+                     "patience": args.patience, "strand": strand,
+                     "strand_check": strand_check, "blend": blend},
     }
-    save_model_dir(out, model, full_config)
+    save_model_dir(out, final, full_config)
     atomic_write_json(out / "metrics.json", metrics)
     _write_history(history, out)
     if not args.quiet:
         print(f"test ({len(y['test'])} sequences), trained in {train_seconds:.0f} s:")
+        for name, m in parts.items():
+            print(f"  {name} alone: accuracy {m['accuracy']:.4f}  MCC {m['mcc']:.4f}  "
+                  f"AUROC {m['auroc']:.4f}")
         _print_metrics(metrics)
         _print_published(args.data)
         print(f"wrote {out}/model.safetensors, config.json, metrics.json, history.csv, "
@@ -294,6 +360,30 @@ def _motif_sequences(args, length, fasta_x):
     return encode_split(seqs, length), f"{len(seqs)} sequences of {args.data} ({which})"
 
 
+def _differentiable_part(model):
+    """``(model, None)``, or for an ensemble with k-mer members the ensemble of its other
+    members (or the one other member) and a description of it."""
+    from minidl.bio.modelio import Ensemble
+    from minidl.bio.models import KmerLinear
+
+    if not isinstance(model, Ensemble):
+        return model, None
+    keep = [(m, w) for m, w in zip(model.members, model.weights or [1.0] * len(model.members))
+            if not isinstance(m, KmerLinear)]
+    if len(keep) == len(model.members):
+        return model, None
+    if not keep:
+        raise ValueError("the model has only k-mer members, which have no input gradient "
+                         "to explain")
+    if len(keep) == 1:
+        return keep[0][0], f"{keep[0][0].config['model']} member"
+    total = sum(w for _, w in keep)
+    sub = Ensemble([m for m, _ in keep], output=model.output,
+                   weights=[w / total for _, w in keep])
+    sub.eval()
+    return sub, f"ensemble of its {len(keep)} non-k-mer members"
+
+
 def explain(args):
     """``minidl-bio dna explain``: attributions per FASTA sequence and first-layer motifs.
 
@@ -317,6 +407,11 @@ def explain(args):
     a trained promoter model may score the all-zero input as a very confident promoter
     (the shipped one: logit 12.4), which makes zero-baseline attributions explain the
     distance to that instead of what is in the sequence.
+
+    A CNN + k-mer blend (what ``dna train`` saves by default) is explained through its
+    CNN: the k-mer member counts words, which has no gradient, so gradient attributions
+    could not add up to the blend's score.  Scores, attributions and mutagenesis are then
+    the CNN member's; the probabilities are still the whole model's.
     """
     from minidl.bio import interpret
     from minidl.bio import motifs as motif_tools
@@ -324,7 +419,11 @@ def explain(args):
     from minidl.bio.io import read_fasta
     from minidl.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-    model, config = _load(args.model)
+    full_model, config = _load(args.model)
+    model, explained = _differentiable_part(full_model)
+    if explained is not None:
+        print(f"note: explaining the {explained} of the blend (the k-mer member has no "
+              "input gradient)", file=sys.stderr)
     classes = config["classes"]
     length = config["encoding"]["length"]
     methods = _parse_methods(args.method)
@@ -354,8 +453,8 @@ def explain(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scores, targets = interpret.model_scores(model, x, target, args.batch_size)
-    proba = predict_proba(model, x, len(classes), rc_average=False)
-    proba_rc = predict_proba(model, x, len(classes), rc_average=True)
+    proba = predict_proba(full_model, x, len(classes), rc_average=False)
+    proba_rc = predict_proba(full_model, x, len(classes), rc_average=True)
     maps = {}
     if {"saliency", "gradient_x_input"} & set(methods):
         grads, _, _ = interpret.input_gradients(model, x, targets, args.batch_size)
@@ -430,6 +529,7 @@ def explain(args):
     attribution_seconds = time.perf_counter() - started
 
     summary = {"model": str(args.model), "classes": classes, "input_length": length,
+               "explained": explained or "the whole model",
                "methods": methods, "score": "logit of the target class (forward strand)",
                "integrated_gradients": {
                    "steps": args.ig_steps, "baseline": args.baseline, "rule": "trapezoid",

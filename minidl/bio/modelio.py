@@ -82,29 +82,46 @@ class Ensemble(nn.Module):
     so ``softmax(z)`` is exactly the mean probability; for ``output="sigmoid"`` (one
     logit per example) ``z = \log \bar p - \log(1 - \bar p)`` with
     :math:`\bar p = \frac{1}{M}\sum_m \sigma(f_m(x))`, so ``sigmoid(z) = \bar p``.
-    Both are computed with log-sum-exp, without forming probabilities that could
-    round to 0 or 1.  Arguments are passed to every member unchanged.
+    With ``weights`` (positive, summing to 1) the mean is the weighted one,
+    :math:`\sum_m w_m p_m`.  Both are computed with log-sum-exp, without forming
+    probabilities that could round to 0 or 1.  Arguments are passed to every member
+    unchanged.
     """
 
-    def __init__(self, members, output="softmax"):
+    def __init__(self, members, output="softmax", weights=None):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         if output not in ("softmax", "sigmoid"):
             raise ValueError(f"ensemble output must be 'softmax' or 'sigmoid', got {output!r}")
+        if weights is not None:
+            weights = [float(w) for w in weights]
+            if len(weights) != len(members) or min(weights) <= 0 or \
+                    abs(sum(weights) - 1.0) > 1e-6:
+                raise ValueError(f"ensemble weights must be {len(members)} positive numbers "
+                                 f"summing to 1, got {weights}")
         self.members = nn.ModuleList(members)
         self.output = output
+        self.weights = weights
         self.config = {"model": "ensemble", "output": output,
                        "members": [getattr(m, "config", None) for m in members]}
+        if weights is not None:
+            self.config["weights"] = weights
 
     def forward(self, *args, **kwargs):
         outs = [m(*args, **kwargs) for m in self.members]
-        log_m = math.log(len(outs))
+        if self.weights is None:
+            log_w = [-math.log(len(outs))] * len(outs)
+        else:
+            log_w = [math.log(w) for w in self.weights]
         if self.output == "softmax":
-            logp = minidl.stack([F.log_softmax(o, dim=-1) for o in outs], dim=0)
-            return logp.logsumexp(dim=0) - log_m
-        log_p = minidl.stack([F.logsigmoid(o) for o in outs], dim=0).logsumexp(dim=0)
-        log_q = minidl.stack([F.logsigmoid(-o) for o in outs], dim=0).logsumexp(dim=0)
+            logp = minidl.stack([F.log_softmax(o, dim=-1) + lw for o, lw in zip(outs, log_w)],
+                                dim=0)
+            return logp.logsumexp(dim=0)
+        log_p = minidl.stack([F.logsigmoid(o) + lw for o, lw in zip(outs, log_w)],
+                             dim=0).logsumexp(dim=0)
+        log_q = minidl.stack([F.logsigmoid(-o) + lw for o, lw in zip(outs, log_w)],
+                             dim=0).logsumexp(dim=0)
         return log_p - log_q
 
 
@@ -164,7 +181,7 @@ def load_model_dir(name_or_dir, build):
     if config["model"].get("model") == "ensemble":
         spec = config["model"]
         model = Ensemble([build(c) for c in spec["members"]],
-                                  output=spec.get("output", "softmax"))
+                         output=spec.get("output", "softmax"), weights=spec.get("weights"))
     else:
         model = build(config["model"])
     weights = safetensors.load(directory / "model.safetensors")

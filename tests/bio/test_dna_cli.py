@@ -38,8 +38,9 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dna_cli")
     table, rows = _slice(tmp)
     out = tmp / "run"
+    # a fixed k-mer weight, so the saved model is always the CNN + k-mer blend
     code = main(["dna", "train", "--data", str(table), "--out", str(out), "--epochs", "2",
-                 "--batch-size", "32", "--quiet", "--backend", "numpy"])
+                 "--batch-size", "32", "--quiet", "--backend", "numpy", "--kmer-weight", "0.3"])
     assert code == 0
     return tmp, table, rows, out
 
@@ -53,8 +54,15 @@ def test_train_writes_every_file(trained):
     assert {"accuracy", "mcc", "auroc", "auprc", "recall", "n_test"} <= set(metrics)
     assert metrics["n_test"] == 40 and set(metrics["recall"]) == {"0", "1"}
     assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["strand"] in ("forward", "both") and metrics["kmer_weight"] == 0.3
+    assert set(metrics["members"]) == {"cnn", "kmer"}
     config = json.loads((out / "config.json").read_text())
     assert config["encoding"]["length"] == 251 and config["classes"] == ["0", "1"]
+    assert config["model"]["model"] == "ensemble" and config["model"]["weights"] == [0.7, 0.3]
+    assert [m["model"] for m in config["model"]["members"]] == ["cnn", "kmer"]
+    training = config["training"]
+    assert set(training["strand_check"]) == {"forward", "both"}
+    assert training["blend"]["kmer_weight"] == 0.3
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) == 3  # header + 2 epochs
 
@@ -93,7 +101,24 @@ def test_table_without_split_and_fasta_classes(tmp_path):
     assert config["classes"] == ["promoter", "other"]
 
 
+def test_strand_and_kmer_options(tmp_path):
+    table, _ = _slice(tmp_path, (80, 20, 20))
+    assert main(["dna", "train", "--data", str(table), "--out", str(tmp_path / "f"),
+                 "--epochs", "1", "--quiet", "--strand", "both", "--no-kmer"]) == 0
+    config = json.loads((tmp_path / "f" / "config.json").read_text())
+    assert config["model"]["model"] == "cnn" and config["predict"]["rc_average"] is True
+    assert config["training"]["strand_check"] is None
+    assert "members" not in json.loads((tmp_path / "f" / "metrics.json").read_text())
+    assert main(["dna", "train", "--data", str(table), "--out", str(tmp_path / "g"),
+                 "--epochs", "1", "--quiet", "--no-rc", "--kmer-weight", "0"]) == 0
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    assert config["model"]["model"] == "cnn" and config["predict"]["rc_average"] is False
+
+
 def test_errors_are_clear(tmp_path, capsys):
+    assert main(["dna", "train", "--data", "no_such_dataset", "--out", str(tmp_path),
+                 "--kmer-weight", "1"]) == 2
+    assert "--kmer-weight must be in [0, 1)" in capsys.readouterr().err
     assert main(["dna", "train", "--data", "no_such_dataset", "--out", str(tmp_path)]) == 2
     assert "neither a file nor a shipped dataset" in capsys.readouterr().err
     assert main(["dna", "predict", "--model", str(tmp_path / "none"), "--fasta", "x.fa"]) == 2

@@ -87,7 +87,8 @@ def test_errors():
         nn.utils.spectral_norm(layer)
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 
 @settings(max_examples=15, deadline=None)
