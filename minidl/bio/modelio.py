@@ -145,8 +145,6 @@ def save_ensemble_dir(directory, member_dirs, build, task=None):
             if found != task:
                 raise ValueError(f"{name}: a {found!r} model, not a {task!r} one")
         model, config = load_model_dir(name, build)
-        if config["model"].get("model") == "ensemble":
-            raise ValueError(f"{name}: is already an ensemble; list its members instead")
         members.append(model)
         configs.append(config)
     first = configs[0]
@@ -157,11 +155,28 @@ def save_ensemble_dir(directory, member_dirs, build, task=None):
                                  f"member's {first.get(key)!r}")
     output = "sigmoid" if len(first.get("classes", [])) == 2 and first.get("task") == "dna" \
         else "softmax"
-    ensemble = Ensemble(members, output=output)
+    # A member that is itself an ensemble (e.g. the CNN + k-mer blend of ``dna train``)
+    # is flattened: each of the M listed models weighs 1/M, shared among its own members
+    # by its own weights, so the probabilities are the mean of the listed models'.
+    flat, weights, flat_configs = [], [], []
+    for model, config in zip(members, configs):
+        if isinstance(model, Ensemble):
+            inner = model.weights or [1.0 / len(model.members)] * len(model.members)
+            for sub, w, sub_config in zip(model.members, inner, config["model"]["members"]):
+                flat.append(sub)
+                weights.append(w / len(members))
+                flat_configs.append(sub_config)
+        else:
+            flat.append(model)
+            weights.append(1.0 / len(members))
+            flat_configs.append(config["model"])
+    equal = len(flat) == len(members)
+    ensemble = Ensemble(flat, output=output, weights=None if equal else weights)
     config = {k: v for k, v in first.items() if k not in ("model", "training", "format",
                                                           "version")}
-    config["model"] = {"model": "ensemble", "output": output,
-                       "members": [c["model"] for c in configs]}
+    config["model"] = {"model": "ensemble", "output": output, "members": flat_configs}
+    if not equal:
+        config["model"]["weights"] = weights
     config["members"] = [{"source": str(name), "training": c.get("training")}
                          for name, c in zip(member_dirs, configs)]
     save_model_dir(directory, ensemble, config)

@@ -100,10 +100,30 @@ def test_mismatched_members_are_refused(tmp_path, capsys):
         save_ensemble_dir(tmp_path / "e", [a, other], build_model)
     with pytest.raises(ValueError, match="at least 2"):
         save_ensemble_dir(tmp_path / "e", [a], build_model)
-    save_ensemble_dir(tmp_path / "e", [a, _dna_model_dir(tmp_path / "b", seed=3)], build_model)
-    with pytest.raises(ValueError, match="already an ensemble"):
-        save_ensemble_dir(tmp_path / "f", [tmp_path / "e", a], build_model)
     assert main(["protein", "ensemble", "--members", str(a), str(a), "--out",
                  str(tmp_path / "g")]) == 2
     assert "a 'dna' model, not a 'protein' one" in capsys.readouterr().err
     assert not (tmp_path / "g" / "config.json").exists()
+
+
+def test_an_ensemble_member_is_flattened_with_its_weights(tmp_path):
+    """Ensembling a blend (weights 0.75 / 0.25) with a plain model: every listed model
+    weighs 1/2, the blend's share split 0.375 / 0.125; probabilities are the mean of the
+    listed models' probabilities."""
+    a = _dna_model_dir(tmp_path / "a", seed=1)
+    b = _dna_model_dir(tmp_path / "b", seed=2)
+    c = _dna_model_dir(tmp_path / "c", seed=3)
+    ma, cfg = load_model_dir(a, build_model)
+    mb, _ = load_model_dir(b, build_model)
+    mc, _ = load_model_dir(c, build_model)
+    blend = Ensemble([ma, mb], output="sigmoid", weights=[0.75, 0.25])
+    save_model_dir(tmp_path / "blend", blend, dict(cfg, model=blend.config))
+    _, config = save_ensemble_dir(tmp_path / "e", [tmp_path / "blend", c], build_model)
+    assert config["model"]["weights"] == [0.375, 0.125, 0.5]
+    assert len(config["model"]["members"]) == 3
+    ens, _ = load_model_dir(tmp_path / "e", build_model)
+    x = _x(seed=4).float()
+    with minidl.no_grad():
+        p = [_sigmoid(m(x).numpy().astype(np.float64)) for m in (ma, mb, mc)]
+        got = _sigmoid(ens(x).numpy().astype(np.float64))
+    np.testing.assert_allclose(got, 0.5 * (0.75 * p[0] + 0.25 * p[1]) + 0.5 * p[2], rtol=1e-5)
