@@ -185,7 +185,8 @@ def train(args):
         say(f"blend: weight of the k-mer model {weight:g} (validation log loss: CNN alone "
             f"{losses[0.0]:.4f}, blend {losses[weight]:.4f})")
         blend = {"kmer_weight": weight, "kmer_C": kmer_info["C"], "kmer_ks": kmer_ks,
-                 "kmer_bins": kmer_bins, "valid_log_loss": {"cnn": losses[0.0],
+                 "kmer_bins": kmer_bins, "kmer_seconds": kmer_info["seconds"],
+                 "valid_log_loss": {"cnn": losses[0.0],
                                                             "blend": losses[weight]}}
         for name, member in (("cnn", model), ("kmer", kmer)):
             proba = predict_proba(member, x["test"], num_classes, rc_average=both)

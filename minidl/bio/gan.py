@@ -42,7 +42,8 @@ straight-through samples and weight averaging, 136 s each): clipping (RMSprop
 :math:`5 \cdot 10^{-5}`, 5 critic steps per generator step, clip 0.01) reached the same
 k-mer distance (3-mer Jensen-Shannon 0.109 vs 0.106) but a worse GC content (mean 0.399
 vs 0.369, real 0.358) and a much lower promoter classifier score (0.29 vs 0.78; real
-held-out promoters 0.86, random sequences 0.05).  On the planted-motif toy set both
+held-out promoters 0.86, random sequences 0.05; scored by the CNN shipped at the time,
+trained with reverse-complement augmentation).  On the planted-motif toy set both
 reached the same 3-mer distance in 500 generator steps (0.124).
 
 Known limit: with this recipe the generator learns composition, k-mer content and
