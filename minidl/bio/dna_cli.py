@@ -89,9 +89,9 @@ def train(args):
     k-mer linear model, blend them with a weight chosen on validation, report test.
 
     Steps: (1) the strand check (``--strand auto``: is reverse-complement augmentation
-    harmless here? see :func:`minidl.bio.kmer_model.choose_strand`); (2) the CNN, AdamW with
-    a one-cycle schedule and early stopping on the validation loss; (3) unless
-    ``--no-kmer``, the L2-penalised logistic regression on positional k-mer counts and the
+    harmless here? see :func:`minidl.bio.kmer_model.choose_strand`); (2) unless
+    ``--no-kmer``, the L2-penalised logistic regression on positional k-mer counts; (3) the
+    CNN, AdamW with a one-cycle schedule and early stopping on the validation loss; (4) the
     blend weight :math:`w` minimising the validation log loss of
     :math:`(1 - w) p_\text{CNN} + w p_\text{k-mer}`; a weight of 0 keeps the CNN alone.
     """
@@ -128,6 +128,11 @@ def train(args):
         strand, strand_check = choose_strand(x["train"], y["train"], x["valid"], y["valid"],
                                              num_classes, ks=kmer_ks, bins=kmer_bins, log=say)
     both = strand == "both"
+    if use_kmer:
+        # before the CNN, which it does not need: a failure here costs seconds, not a training
+        kmer, kmer_info = fit_kmer_linear(x["train"], y["train"], x["valid"], y["valid"],
+                                          num_classes, ks=kmer_ks, bins=kmer_bins, rc=both,
+                                          log=say, seed=args.seed)
 
     minidl.manual_seed(args.seed)
     config = {"model": args.model, "num_classes": num_classes}
@@ -172,9 +177,6 @@ def train(args):
 
     final, parts, blend = model, {}, None
     if use_kmer:
-        kmer, kmer_info = fit_kmer_linear(x["train"], y["train"], x["valid"], y["valid"],
-                                          num_classes, ks=kmer_ks, bins=kmer_bins, rc=both,
-                                          log=say)
         valid_cnn = predict_proba(model, x["valid"], num_classes, rc_average=both)
         valid_kmer = predict_proba(kmer, x["valid"], num_classes, rc_average=both)
         weight, losses = choose_blend_weight(
@@ -186,8 +188,7 @@ def train(args):
             f"{losses[0.0]:.4f}, blend {losses[weight]:.4f})")
         blend = {"kmer_weight": weight, "kmer_C": kmer_info["C"], "kmer_ks": kmer_ks,
                  "kmer_bins": kmer_bins, "kmer_seconds": kmer_info["seconds"],
-                 "valid_log_loss": {"cnn": losses[0.0],
-                                                            "blend": losses[weight]}}
+                 "valid_log_loss": {"cnn": losses[0.0], "blend": losses[weight]}}
         for name, member in (("cnn", model), ("kmer", kmer)):
             proba = predict_proba(member, x["test"], num_classes, rc_average=both)
             m = classification_metrics(y["test"], proba, classes)

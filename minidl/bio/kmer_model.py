@@ -20,8 +20,9 @@ penalty on the weights, not the bias.  ``C`` is scikit-learn's convention (its
 ``LogisticRegression(C=...)`` minimises :math:`C n J`, so the optimum is the same).  The
 problem is convex and smooth, so a quasi-Newton method (L-BFGS, written out below in
 NumPy) reaches the optimum in about a hundred full-batch steps (tested against
-scikit-learn).  ``C`` is
-picked from a small grid by the validation log loss.
+scikit-learn).  ``C`` is picked from a small grid by the validation log loss.  The feature
+matrix is held in memory (float32, ``n x D``); above ``max_bytes`` (1 GiB) the fit uses a
+seeded random subset of the training rows, and says so.
 
 Strand check (:func:`choose_strand`).  Reverse-complement augmentation assumes the label does
 not depend on which strand was read: true for a transcription factor's binding site, false
@@ -187,7 +188,8 @@ def _predict(features, weight, bias):
 
 
 def fit_kmer_linear(x_train, y_train, x_valid, y_valid, num_classes, ks=(2, 3, 4), bins=10,
-                    Cs=(0.003, 0.01, 0.03, 0.1), rc=False, log=None):
+                    Cs=(0.003, 0.01, 0.03, 0.1), rc=False, log=None, max_bytes=1 << 30,
+                    seed=0):
     """Fit a :class:`~minidl.bio.models.KmerLinear` with the L2 penalty chosen on validation.
 
     Parameters
@@ -203,6 +205,9 @@ def fit_kmer_linear(x_train, y_train, x_valid, y_valid, num_classes, ks=(2, 3, 4
         validation log loss is kept.
     log : callable, optional
         Called with a progress line per ``C``.
+    max_bytes : int
+        Memory for the training feature matrix; more rows than fit are subsampled
+        (seeded by ``seed``).
 
     Returns
     -------
@@ -219,6 +224,13 @@ def fit_kmer_linear(x_train, y_train, x_valid, y_valid, num_classes, ks=(2, 3, 4
     counter = model.counts
     y_train = np.asarray(y_train, dtype=np.int64)
     y_valid = np.asarray(y_valid, dtype=np.int64)
+    rows = max(1, int(max_bytes) // (4 * counter.num_features * (2 if rc else 1)))
+    if len(x_train) > rows:
+        keep = np.sort(np.random.default_rng(seed).permutation(len(x_train))[:rows])
+        if log is not None:
+            log(f"k-mer model: fitting on {rows} of {len(x_train)} training sequences "
+                f"(features would exceed {int(max_bytes) >> 20} MiB)")
+        x_train, y_train = x_train[keep], y_train[keep]
     f_train = kmer_features(counter, x_train)
     f_valid = kmer_features(counter, x_valid)
     if rc:
@@ -250,13 +262,13 @@ def fit_kmer_linear(x_train, y_train, x_valid, y_valid, num_classes, ks=(2, 3, 4
 
 
 def choose_strand(x_train, y_train, x_valid, y_valid, num_classes, ks=(2, 3, 4), bins=10,
-                  C=0.01, log=None):
+                  C=0.01, log=None, max_bytes=1 << 30):
     """``"both"`` if reverse-complement augmentation does not hurt a k-mer linear model on
     validation, else ``"forward"`` (see the module docstring).  Returns ``(choice, losses)``."""
     losses = {}
     for name, rc in (("forward", False), ("both", True)):
         _, info = fit_kmer_linear(x_train, y_train, x_valid, y_valid, num_classes, ks=ks,
-                                  bins=bins, Cs=(C,), rc=rc)
+                                  bins=bins, Cs=(C,), rc=rc, max_bytes=max_bytes)
         losses[name] = info["valid_log_loss"][str(C)]
     choice = "both" if losses["both"] <= losses["forward"] else "forward"
     if log is not None:

@@ -196,3 +196,17 @@ def test_kmer_model_round_trip(tmp_path):
     loaded, _ = load_model_dir(tmp_path / "m", build_model)
     x = minidl.from_numpy(one_hot(["ACGTTGCAAC", "GGGGGGGGGG"]))
     np.testing.assert_array_equal(loaded(x).detach().numpy(), model(x).detach().numpy())
+
+
+def test_large_training_sets_are_subsampled_within_the_memory_budget():
+    rng = np.random.default_rng(5)
+    xt, yt = _motif_set(400, rng, True)
+    xv, yv = _motif_set(100, rng, True)
+    lines = []
+    d = PositionalKmerCounts((6,), 1).num_features
+    model, _ = fit_kmer_linear(xt, yt, xv, yv, 2, ks=(6,), bins=1, Cs=(1.0,), log=lines.append,
+                               max_bytes=4 * d * 150)
+    assert "fitting on 150 of 400 training sequences" in lines[0]
+    with minidl.no_grad():
+        p = 1 / (1 + np.exp(-model(minidl.from_numpy(xv)).numpy()))
+    assert np.mean((p > 0.5) == yv) > 0.9
