@@ -63,7 +63,7 @@ def _write_history(history, out):
     history.plot(out / "curves.png")
 
 
-def _parse_kmers(text):
+def _parse_kmers(text, option="--kmers", largest=8):
     """``"3,4,5,6"`` -> ``[3, 4, 5, 6]``; ``""`` or ``"0"`` -> ``[]``."""
     text = str(text or "").strip()
     if text in ("", "0"):
@@ -71,9 +71,10 @@ def _parse_kmers(text):
     try:
         ks = sorted({int(k) for k in text.split(",") if k.strip()})
     except ValueError:
-        raise ValueError(f"--kmers: expected comma-separated integers, got {text!r}") from None
-    if min(ks) < 1 or max(ks) > 8:
-        raise ValueError(f"--kmers: sizes must be between 1 and 8 (4^8 features), got {text!r}")
+        raise ValueError(f"{option}: expected comma-separated integers, got {text!r}") from None
+    if min(ks) < 1 or max(ks) > largest:
+        raise ValueError(f"{option}: sizes must be between 1 and {largest} "
+                         f"(4^{largest} features), got {text!r}")
     return ks
 
 
@@ -117,7 +118,8 @@ def train(args):
     say("      " + data.counts())
     x = {s: encode_split(data.sequences[s], length, ids=data.ids[s]) for s in data.sequences}
     y = data.labels
-    kmer_ks = _parse_kmers(getattr(args, "kmer_ks", "2,3,4")) or [2, 3, 4]
+    # 4^6 words x 10 bins is already 41k features per sequence
+    kmer_ks = _parse_kmers(getattr(args, "kmer_ks", "2,3,4"), "--kmer-ks", 6) or [2, 3, 4]
     kmer_bins = getattr(args, "kmer_bins", 10)
     use_kmer = not getattr(args, "no_kmer", False)
 

@@ -119,6 +119,10 @@ def test_errors_are_clear(tmp_path, capsys):
     assert main(["dna", "train", "--data", "no_such_dataset", "--out", str(tmp_path),
                  "--kmer-weight", "1"]) == 2
     assert "--kmer-weight must be in [0, 1)" in capsys.readouterr().err
+    table, _ = _slice(tmp_path, (20, 10, 10))
+    assert main(["dna", "train", "--data", str(table), "--out", str(tmp_path / "k"),
+                 "--kmer-ks", "2,9"]) == 2
+    assert "--kmer-ks: sizes must be between 1 and 6" in capsys.readouterr().err
     assert main(["dna", "train", "--data", "no_such_dataset", "--out", str(tmp_path)]) == 2
     assert "neither a file nor a shipped dataset" in capsys.readouterr().err
     assert main(["dna", "predict", "--model", str(tmp_path / "none"), "--fasta", "x.fa"]) == 2
