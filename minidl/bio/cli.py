@@ -237,7 +237,9 @@ def _add_cells(tasks):
                    help="channels per block (cnn) or per stage (resnet)")
     t.add_argument("--epochs", type=int, default=20)
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (one-cycle)")
+    t.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (one-cycle; default 3e-3, or 1e-3 when "
+                        "fine-tuning a whole network with --init-from)")
     t.add_argument("--weight-decay", type=float, default=1e-2)
     t.add_argument("--label-smoothing", type=float, default=0.05)
     t.add_argument("--patience", type=int, default=10,

@@ -56,6 +56,7 @@ def test_train_writes_every_file(trained):
                                                              "width": 28}
     assert len(config["normalization"]["mean"]) == 3
     assert len((out / "history.csv").read_text().splitlines()) == 3
+    assert config["training"]["lr"] == 3e-3
 
 
 def test_evaluate_predict_explain(trained, capsys):
@@ -100,6 +101,13 @@ def test_fine_tune_on_grey_folder_with_other_classes(trained, tmp_path):
     assert config["model"]["in_channels"] == 1 and config["model"]["num_classes"] == 3
     assert config["model"]["channels"] == [4, 8]        # the pretrained architecture
     assert config["training"]["init_from"]["freeze_backbone"] is True
+    assert config["training"]["lr"] == 3e-3         # a new head alone: the usual rate
+    whole = tmp_path / "whole"
+    assert main(["cells", "train", "--data", str(tmp_path / "grey"), "--out", str(whole),
+                 "--init-from", str(pretrained), "--epochs", "1", "--batch-size", "8",
+                 "--quiet"]) == 0
+    # fine-tuning the whole network: the lower default peak rate
+    assert json.loads((whole / "config.json").read_text())["training"]["lr"] == 1e-3
     from minidl.io import safetensors
 
     before = safetensors.load(pretrained / "model.safetensors")
