@@ -67,6 +67,21 @@ def _conv_blocks(in_channels, channels, kernel_sizes, pools, dropout):
     return nn.Sequential(*layers), in_channels
 
 
+def _window_codes(tokens, known, k, A, xp):
+    """Every length-``k`` window of ``(N, L)`` token rows as one integer in base ``A``
+    (first base most significant) and whether all its bases are known: two ``(N, L-k+1)``
+    arrays, or ``None`` when the sequences are shorter than ``k``."""
+    windows = tokens.shape[1] - k + 1
+    if windows <= 0:
+        return None
+    code = xp.zeros((tokens.shape[0], windows), dtype=xp.int64)
+    ok = xp.ones((tokens.shape[0], windows), dtype=bool)
+    for j in range(k):
+        code = code * A + tokens[:, j:j + windows]
+        ok &= known[:, j:j + windows]
+    return code, ok
+
+
 class KmerSpectrum(nn.Module):
     r"""k-mer frequency spectrum of one-hot sequences: ``(N, A, L)`` -> ``(N, sum_k A^k)``.
 
@@ -105,20 +120,16 @@ class KmerSpectrum(nn.Module):
             raise ValueError(f"KmerSpectrum expects (N, {self.alphabet_size}, L) one-hot "
                              f"input, got shape {tuple(a.shape)}")
         xp = array_module(a)
-        n, A, length = a.shape
+        n, A, _ = a.shape
         tokens = a.argmax(axis=1)
         known = a.max(axis=1) == 1           # a one-hot column, not a uniform 'N' column
         feats = []
         for k in self.ks:
-            windows = length - k + 1
-            if windows <= 0:
+            windows = _window_codes(tokens, known, k, A, xp)
+            if windows is None:
                 feats.append(xp.zeros((n, A ** k), dtype=a.dtype))
                 continue
-            code = xp.zeros((n, windows), dtype=xp.int64)
-            ok = xp.ones((n, windows), dtype=bool)
-            for j in range(k):
-                code = code * A + tokens[:, j:j + windows]
-                ok &= known[:, j:j + windows]
+            code, ok = windows
             # one bincount for the whole batch: sequence i's words live at i*A^k + code
             flat = (xp.arange(n)[:, None] * A ** k + code)[ok]
             counts = xp.bincount(flat, minlength=n * A ** k).reshape(n, A ** k)
@@ -167,21 +178,18 @@ class PositionalKmerCounts(nn.Module):
         from minidl.backend import array_module
 
         xp = array_module(a)
-        n, A, length = a.shape
+        n, A, _ = a.shape
         tokens = a.argmax(axis=1)
         known = a.max(axis=1) == 1
         out = []
         for k in self.ks:
             words = A ** k
-            windows = length - k + 1
-            if windows <= 0:
+            found = _window_codes(tokens, known, k, A, xp)
+            if found is None:
                 out.append(xp.zeros((n, self.bins * words), dtype=xp.int64))
                 continue
-            code = xp.zeros((n, windows), dtype=xp.int64)
-            ok = xp.ones((n, windows), dtype=bool)
-            for j in range(k):
-                code = code * A + tokens[:, j:j + windows]
-                ok &= known[:, j:j + windows]
+            code, ok = found
+            windows = code.shape[1]
             bin_of = (xp.arange(windows) * self.bins) // windows
             width = self.bins * words
             flat = (xp.arange(n)[:, None] * width + bin_of[None, :] * words + code)[ok]
