@@ -115,6 +115,32 @@ def test_strand_and_kmer_options(tmp_path):
     assert config["model"]["model"] == "cnn" and config["predict"]["rc_average"] is False
 
 
+def test_danq_blend_three_classes_other_length(tmp_path):
+    """--model danq through train/evaluate on 3 classes of 60-nt sequences: the blend, the
+    strand check and the metrics work for any class count and length."""
+    rng = np.random.default_rng(0)
+    motifs = {"a": "TTGACA", "b": "TATAAT", "c": "GGGCCC"}
+    lines = ["sequence,label"]
+    for i in range(150):
+        label = "abc"[i % 3]
+        seq = list(rng.choice(list("ACGT"), 60))
+        at = int(rng.integers(0, 54))
+        seq[at:at + 6] = motifs[label]
+        lines.append("".join(seq) + "," + label)
+    table = tmp_path / "three.csv"
+    table.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "danq"
+    assert main(["dna", "train", "--data", str(table), "--out", str(out), "--model", "danq",
+                 "--epochs", "2", "--quiet", "--kmer-weight", "0.5"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert [m["model"] for m in config["model"]["members"]] == ["danq", "kmer"]
+    assert config["encoding"]["length"] == 60 and config["classes"] == ["a", "b", "c"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["recall"]) == {"a", "b", "c"} and metrics["n_test"] == 15
+    assert main(["dna", "evaluate", "--model", str(out), "--data", str(table),
+                 "--out", str(tmp_path / "ev.json")]) == 0
+
+
 def test_errors_are_clear(tmp_path, capsys):
     assert main(["dna", "train", "--data", "no_such_dataset", "--out", str(tmp_path),
                  "--kmer-weight", "1"]) == 2
