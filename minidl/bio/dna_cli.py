@@ -409,7 +409,7 @@ def explain(args):
     negative with ``--target`` naming the first), on the forward strand.  Integrated
     gradients start by default from shuffles of each sequence (``--baseline shuffle``):
     a trained promoter model may score the all-zero input as a very confident promoter
-    (the shipped one: logit 12.4), which makes zero-baseline attributions explain the
+    (the shipped one's CNN: logit 8.3), which makes zero-baseline attributions explain the
     distance to that instead of what is in the sequence.
 
     A CNN + k-mer blend (what ``dna train`` saves by default) is explained through its
